@@ -1,0 +1,1 @@
+"""Stand-ins for programs the tests cannot run here (Ollama)."""
