@@ -24,7 +24,7 @@ _PLACEHOLDERS = {"change-me", "changeme", "replace-me", "your-token", "<token>",
 _FIXES = {
     "OBT_SERVER_URL": "set it to the OBT server's address, e.g. http://127.0.0.1:8881",
     "OBT_ENROLLMENT_TOKEN": "copy the enrollment token that `obt serve` printed at first start",
-    "OBT_CLIENT_ID": "use 1-64 characters from A-Z a-z 0-9 . _ - (or unset it to get a generated id)",
+    "OBT_CLIENT_ID": "use 1-64 of A-Z a-z 0-9 . _ - (or unset it for a generated one)",
     "OBT_AGENT_STATE_DIR": "point it at a directory the agent may create and write",
     "OBT_AGENT_LABELS": "write key=value pairs separated by commas, e.g. room=lab,gpu=a4000",
     "OLLAMA_HOST": "use host[:port] or http(s)://host[:port], e.g. 127.0.0.1:11434",

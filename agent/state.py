@@ -50,18 +50,22 @@ class StateDir:
 
     def client_id(self, hostname: str | None = None) -> str:
         """The stored id, or a new one generated and stored on first use."""
-        file = self.path / CLIENT_ID_FILE
-        try:
-            stored = file.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            stored = ""
-        except OSError as exc:
-            raise StateError(f"cannot read {file}: {exc.strerror}") from None
-        if CLIENT_ID_PATTERN.fullmatch(stored):
+        stored = self.stored_client_id()
+        if stored is not None:
             return stored
         new = generate_client_id(hostname or socket.gethostname(), uuid.uuid4().hex[:8])
         self._write(CLIENT_ID_FILE, new + "\n")
         return new
+
+    def stored_client_id(self) -> str | None:
+        file = self.path / CLIENT_ID_FILE
+        try:
+            stored = file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read {file}: {exc.strerror}") from None
+        return stored if CLIENT_ID_PATTERN.fullmatch(stored) else None
 
     def load_credentials(self, client_id: str, server_url: str) -> Credentials | None:
         """The saved secret, but only if it was issued to this client id by this server."""

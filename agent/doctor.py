@@ -1,0 +1,148 @@
+"""`obt-agent doctor`: what the agent finds on this machine, with a verdict and a fix per problem.
+
+Read-only: it creates no client id, saves no secret and records nothing on the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.detect import Detection
+from agent.errors import AuthRejected, ClientUnknown, ServerError, StateError
+from agent.ollama import OllamaClient
+from agent.server import ObtClient
+from agent.settings import AgentSettings
+from agent.state import StateDir
+
+_START_OLLAMA = {
+    "Linux": "start it with `sudo systemctl start ollama` (or `ollama serve`)",
+    "Darwin": "open the Ollama app (or run `ollama serve`)",
+    "Windows": "start Ollama from the Start menu (or run `ollama serve`)",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    summary: str
+    fix: str | None = None
+
+
+async def examine(
+    settings: AgentSettings,
+    detection: Detection,
+    ollama: OllamaClient,
+    server: ObtClient,
+    state: StateDir,
+) -> list[Finding]:
+    found = detection.installation
+    start = _START_OLLAMA.get(found.system, "start Ollama")
+    findings = [
+        Finding("OLLAMA_HOST", True, f"{settings.ollama_host or '(unset)'} -> {ollama.base_url}"),
+    ]
+    if detection.reachable:
+        findings.append(Finding("ollama", True, f"running, version {detection.version}"))
+    else:
+        findings.append(
+            Finding(
+                "ollama",
+                False,
+                f"not reachable at {ollama.base_url}: {detection.error}",
+                f"{start}, or set OLLAMA_HOST to the address it listens on",
+            )
+        )
+    if found.binary:
+        process = f" (running as pid {found.process.pid})" if found.process else ""
+        findings.append(Finding("binary", True, f"{found.binary}{process}"))
+    else:
+        findings.append(
+            Finding(
+                "binary",
+                detection.reachable,  # a remote or containerised Ollama has no local binary
+                "not found in " + ", ".join(found.searched[:4] or ("the usual places",)),
+                None if detection.reachable else "install Ollama on this machine",
+            )
+        )
+    service = found.service
+    findings.append(
+        Finding(
+            "service",
+            True,
+            f"{service.manager} {service.name}: {service.state}" if service else "none found",
+        )
+    )
+    findings.append(Finding("models dir", True, found.models_dir or "not found"))
+    if detection.reachable:
+        snapshot = await ollama.snapshot()
+        if snapshot.reachable:
+            loaded = ", ".join(f"{m.name} ({m.size_vram} B VRAM)" for m in snapshot.loaded)
+            findings.append(Finding("models", True, f"{len(snapshot.installed)} installed"))
+            findings.append(Finding("loaded", True, loaded or "none"))
+        else:
+            findings.append(Finding("models", False, str(snapshot.error), "check Ollama's own log"))
+    findings += await _server_findings(settings, server, state)
+    return findings
+
+
+async def _server_findings(
+    settings: AgentSettings, server: ObtClient, state: StateDir
+) -> list[Finding]:
+    try:
+        client_id = settings.client_id or state.stored_client_id()
+    except StateError as exc:
+        return [Finding("state dir", False, str(exc), "fix the permissions of OBT_AGENT_STATE_DIR")]
+    findings = [
+        Finding("state dir", True, f"{state.path} (client id {client_id or 'not yet generated'})")
+    ]
+    try:
+        health = await server.health()
+    except ServerError as exc:
+        fix = "check OBT_SERVER_URL (or --server-url) and that `obt serve` runs there"
+        return [*findings, Finding("server", False, f"{server.base_url}: {exc}", fix)]
+    findings.append(Finding("server", True, f"{server.base_url}: {health.get('status', 'up')}"))
+    saved = state.load_credentials(client_id, settings.server_url) if client_id else None
+    try:
+        if saved is not None:
+            await server.check_credential(
+                f"/api/v1/agents/{client_id}/heartbeats", saved.client_secret
+            )
+            findings.append(Finding("auth", True, "saved client secret accepted"))
+        elif settings.enrollment_token:
+            await server.check_credential("/api/v1/agents/register", settings.enrollment_token)
+            findings.append(Finding("auth", True, "enrollment token accepted"))
+        else:
+            findings.append(
+                Finding(
+                    "auth",
+                    False,
+                    "no saved secret and no enrollment token",
+                    "set OBT_ENROLLMENT_TOKEN to the token `obt serve` printed",
+                )
+            )
+    except (AuthRejected, ClientUnknown) as exc:
+        fix = (
+            "set OBT_ENROLLMENT_TOKEN and restart the agent: it enrols again by itself"
+            if saved is not None
+            else "copy the enrollment token again from the OBT server"
+        )
+        findings.append(Finding("auth", False, f"refused: {exc}", fix))
+    except ServerError as exc:
+        findings.append(Finding("auth", False, f"could not check: {exc}", "run doctor again"))
+    return findings
+
+
+def render(findings: list[Finding]) -> str:
+    width = max(len(f.check) for f in findings)
+    lines = []
+    for finding in findings:
+        mark = "ok " if finding.ok else "BAD"
+        lines.append(f"[{mark}] {finding.check:<{width}}  {finding.summary}")
+        if finding.fix:
+            lines.append(f"      {'':<{width}}  fix: {finding.fix}")
+    problems = [f for f in findings if not f.ok]
+    if problems:
+        lines.append(f"\nVerdict: {len(problems)} problem(s); fix the lines marked BAD.")
+    else:
+        lines.append("\nVerdict: all good; the agent can run.")
+    return "\n".join(lines)
