@@ -1,0 +1,1 @@
+"""The application layer: commands, their handlers, and the repository behind them."""

@@ -1,0 +1,229 @@
+"""The v1 event catalogue: frozen, past-tense facts, converted to plain data at the store edge.
+
+Times inside event data are timezone-aware datetimes here and ISO-8601 strings when stored.
+The envelope (stream, version, position, recorded_at) belongs to the store, not to these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any, ClassVar
+
+SYSTEM_STREAM = "system"
+CLIENT_STREAM_PREFIX = "client-"
+
+
+def client_stream(client_id: str) -> str:
+    return f"{CLIENT_STREAM_PREFIX}{client_id}"
+
+
+def client_id_of(stream: str) -> str | None:
+    if stream.startswith(CLIENT_STREAM_PREFIX):
+        return stream[len(CLIENT_STREAM_PREFIX) :]
+    return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    SCHEMA_VERSION: ClassVar[int] = 1
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.__name__
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Event:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        for name in cls.DATETIME_FIELDS:
+            if isinstance(kwargs.get(name), str):
+                kwargs[name] = datetime.fromisoformat(kwargs[name])
+        return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClientEvent(Event):
+    client_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClientRegistered(ClientEvent):
+    hostname: str
+    platform: dict[str, str]
+    agent_version: str
+    labels: dict[str, str]
+    ollama: dict[str, Any]  # installed, version, base_url, reachable
+    session_id: str
+    secret_sha256: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClientReregistered(ClientEvent):
+    hostname: str
+    platform: dict[str, str]
+    agent_version: str
+    labels: dict[str, str]
+    ollama: dict[str, Any]
+    session_id: str
+    previous_session_id: str | None
+    secret_sha256: str | None  # set when a new secret was issued (the old one is revoked)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatReceived(ClientEvent):
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("sent_at",)
+    seq: int
+    session_id: str
+    sent_at: datetime | None  # agent clock: a diagnostic only
+    clock_skew_ms: int | None  # sent_at minus server receive time
+    ollama: dict[str, Any]  # reachable, version, latency_ms, error
+    models_digest: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OllamaBecameUnavailable(ClientEvent):
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OllamaBecameAvailable(ClientEvent):
+    version: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ModelAdded(ClientEvent):
+    name: str
+    digest: str
+    size: int
+    family: str | None = None
+    parameter_size: str | None = None
+    quantization: str | None = None
+    modified_at: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ModelChanged(ClientEvent):
+    name: str
+    digest: str
+    size: int
+    family: str | None = None
+    parameter_size: str | None = None
+    quantization: str | None = None
+    modified_at: str | None = None
+    previous_digest: str
+    previous_size: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ModelRemoved(ClientEvent):
+    name: str
+    digest: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ModelLoaded(ClientEvent):
+    name: str
+    digest: str | None
+    size: int
+    size_vram: int
+    expires_at: str | None = None
+    context_length: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ModelUnloaded(ClientEvent):
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClientTimedOut(ClientEvent):
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("last_seen", "offline_since", "detected_at")
+    last_seen: datetime
+    offline_since: datetime
+    detected_at: datetime
+    timeout_s: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClientRecovered(ClientEvent):
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("offline_since",)
+    offline_since: datetime | None
+    session_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClientDeregistered(ClientEvent):
+    session_id: str | None
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClientDecommissioned(ClientEvent):
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSecretRevoked(ClientEvent):
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ServerStarted(Event):
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("started_at", "unknown_since")
+    server_id: str
+    version: str
+    started_at: datetime
+    # When the previous run ended without ServerStopped, the last recorded event's time:
+    # from there to started_at nothing was watching, so clients count as unknown.
+    unknown_since: datetime | None
+    previous_shutdown: str  # "first" | "clean" | "unclean"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ServerStopped(Event):
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("stopped_at",)
+    server_id: str
+    stopped_at: datetime
+    reason: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        ClientRegistered,
+        ClientReregistered,
+        HeartbeatReceived,
+        OllamaBecameUnavailable,
+        OllamaBecameAvailable,
+        ModelAdded,
+        ModelChanged,
+        ModelRemoved,
+        ModelLoaded,
+        ModelUnloaded,
+        ClientTimedOut,
+        ClientRecovered,
+        ClientDeregistered,
+        ClientDecommissioned,
+        ClientSecretRevoked,
+        ServerStarted,
+        ServerStopped,
+    )
+}
+
+LATEST_SCHEMA_VERSIONS: dict[str, int] = {
+    name: cls.SCHEMA_VERSION for name, cls in EVENT_TYPES.items()
+}
+
+
+def event_from_data(type_name: str, data: dict[str, Any]) -> Event:
+    """Rebuild a domain event from stored (already upcast) data; KeyError for unknown types."""
+    return EVENT_TYPES[type_name].from_data(data)

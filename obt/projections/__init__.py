@@ -1,0 +1,1 @@
+"""Projectors: one read model each, the checkpointing runner, rebuild."""

@@ -1,0 +1,119 @@
+"""What every projector shares: the batch it writes into and the contract the runner drives."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from obt.domain.events import Event
+from obt.store.ports import Delete, Doc, Increment, Put, ReadOp, ReadStore, RecordedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A read-model change worth telling live subscribers about."""
+
+    kind: str  # client | model | timeline
+    key: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A recorded event with its domain event decoded once for all projectors."""
+
+    recorded: RecordedEvent
+    event: Event
+
+    @property
+    def position(self) -> int:
+        return self.recorded.position
+
+    @property
+    def at(self) -> datetime:
+        return self.recorded.recorded_at
+
+
+@dataclass
+class Batch:
+    """The ops one projector produces for a run of events; the last Put of a key wins."""
+
+    _puts: dict[tuple[str, str], Put] = field(default_factory=dict)
+    _others: list[ReadOp] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    def put(
+        self,
+        collection: str,
+        key: str,
+        doc: Doc,
+        *,
+        client_id: str | None = None,
+        sort: float | None = None,
+    ) -> None:
+        self._puts[(collection, key)] = Put(collection, key, doc, client_id, sort)
+
+    def delete(self, collection: str, key: str) -> None:
+        self._puts.pop((collection, key), None)
+        self._others.append(Delete(collection, key))
+
+    def increment(
+        self,
+        collection: str,
+        key: str,
+        amounts: dict[str, float],
+        base: Doc,
+        *,
+        client_id: str | None = None,
+        sort: float | None = None,
+    ) -> None:
+        self._others.append(Increment(collection, key, amounts, base, client_id, sort))
+
+    def changed(self, kind: str, key: str, position: int) -> None:
+        self.changes.append(Change(kind, key, position))
+
+    def ops(self) -> list[ReadOp]:
+        # Deletes and increments first, then the final state of every put document: a key
+        # deleted and re-created in one batch ends up present.
+        return [*self._others, *self._puts.values()]
+
+    def __bool__(self) -> bool:
+        return bool(self._puts or self._others)
+
+
+class Projector(ABC):
+    """Folds events into read-model documents; keeps the documents it updates often in memory."""
+
+    name: ClassVar[str]
+    collections: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    async def load(self, store: ReadStore) -> None:
+        """Load the in-memory state from the read store (after a start, reset or conflict)."""
+
+    @abstractmethod
+    def apply(self, envelope: Envelope, batch: Batch) -> None:
+        """Fold one event into memory and record the document writes in `batch`."""
+
+    def flush(self, batch: Batch) -> None:
+        """Called once before the batch is committed; for projectors that write lazily."""
+        return
+
+    def apply_all(self, envelopes: Iterable[Envelope], batch: Batch) -> None:
+        for envelope in envelopes:
+            self.apply(envelope, batch)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+def without_position(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != "position"}

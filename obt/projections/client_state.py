@@ -1,0 +1,45 @@
+"""Snapshots of the client aggregate, so a server start never reads whole streams."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from obt.commands.repository import SNAPSHOT_COLLECTION
+from obt.domain.client import ClientState, evolve
+from obt.domain.events import ClientEvent
+from obt.projections.base import Batch, Envelope, Projector
+from obt.store.ports import ReadStore
+
+
+class ClientStateProjector(Projector):
+    name: ClassVar[str] = "client_state"
+    collections: ClassVar[tuple[str, ...]] = (SNAPSHOT_COLLECTION,)
+
+    def __init__(self) -> None:
+        self.states: dict[str, ClientState] = {}
+        self._dirty: dict[str, int] = {}
+
+    async def load(self, store: ReadStore) -> None:
+        self.states = {
+            d["state"]["client_id"]: ClientState.from_snapshot(d["state"])
+            for d in await store.find(SNAPSHOT_COLLECTION)
+        }
+        self._dirty.clear()
+
+    def apply(self, envelope: Envelope, batch: Batch) -> None:
+        event = envelope.event
+        if not isinstance(event, ClientEvent):
+            return
+        state = self.states.get(event.client_id)
+        if state is None:
+            state = self.states[event.client_id] = ClientState(client_id=event.client_id)
+        evolve(state, event, envelope.at)
+        state.version = envelope.recorded.version
+        self._dirty[event.client_id] = envelope.position
+
+    def flush(self, batch: Batch) -> None:
+        # One snapshot per client per batch, taken at commit time, not one per event.
+        for cid, position in self._dirty.items():
+            doc = {"state": self.states[cid].to_snapshot(), "position": position}
+            batch.put(SNAPSHOT_COLLECTION, cid, doc, client_id=cid)
+        self._dirty.clear()

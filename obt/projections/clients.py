@@ -1,0 +1,174 @@
+"""The `clients` read model: each client's current state, as the dashboard lists and shows it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from obt.domain.events import (
+    ClientEvent,
+    ClientRegistered,
+    ClientReregistered,
+    HeartbeatReceived,
+    ModelAdded,
+    ModelChanged,
+    ModelLoaded,
+    ModelRemoved,
+    ModelUnloaded,
+    OllamaBecameUnavailable,
+    ServerStarted,
+    ServerStopped,
+)
+from obt.domain.liveness import Status
+from obt.projections.base import Batch, Envelope, Projector, iso, ts
+from obt.projections.status import Liveness, client_transition, server_transitions
+from obt.store.ports import Doc, ReadStore
+
+CLIENTS = "clients"
+META = "clients_meta"
+RECENT_WINDOW = timedelta(hours=25)  # enough history in each document for uptime_24h
+
+
+def liveness_of(doc: Doc) -> Liveness:
+    return Liveness(
+        Status(doc["status"]),
+        datetime.fromisoformat(doc["status_since"]),
+        Status(doc["underlying"]),
+    )
+
+
+class ClientsProjector(Projector):
+    name: ClassVar[str] = "clients"
+    collections: ClassVar[tuple[str, ...]] = (CLIENTS, META)
+
+    def __init__(self) -> None:
+        self.docs: dict[str, Doc] = {}
+        self.observed_since: datetime | None = None
+
+    async def load(self, store: ReadStore) -> None:
+        self.docs = {d["client_id"]: d for d in await store.find(CLIENTS)}
+        meta = await store.get(META, "server")
+        since = meta.get("observed_since") if meta else None
+        self.observed_since = datetime.fromisoformat(since) if since else None
+
+    def apply(self, envelope: Envelope, batch: Batch) -> None:
+        event, at, pos = envelope.event, envelope.at, envelope.position
+        if isinstance(event, ServerStarted | ServerStopped):
+            self._apply_server(event, pos, batch)
+            return
+        if not isinstance(event, ClientEvent):
+            return
+        cid = event.client_id
+        doc = self.docs.get(cid)
+        if doc is None:
+            if not isinstance(event, ClientRegistered):
+                return  # events of a client registered before this history began
+            doc = self.docs[cid] = _new_doc(event, at)
+        current = liveness_of(doc) if "status" in doc else None
+        moved = client_transition(current, event, at, self.observed_since)
+        if moved is not None:
+            _set_liveness(doc, moved, at)
+        _fold(doc, event, at)
+        doc["position"] = pos
+        batch.put(CLIENTS, cid, doc, client_id=cid)
+        batch.changed("client", cid, pos)
+
+    def _apply_server(self, event: ServerStarted | ServerStopped, pos: int, batch: Batch) -> None:
+        at = event.started_at if isinstance(event, ServerStarted) else event.stopped_at
+        if isinstance(event, ServerStarted):
+            self.observed_since = event.started_at
+            batch.put(META, "server", {"observed_since": iso(at), "position": pos})
+        for cid, doc in self.docs.items():
+            steps = server_transitions(liveness_of(doc), event)
+            for step in steps:
+                _set_liveness(doc, step, at)
+            if steps:
+                doc["position"] = pos
+                batch.put(CLIENTS, cid, doc, client_id=cid)
+                batch.changed("client", cid, pos)
+
+
+def _new_doc(event: ClientRegistered, at: datetime) -> Doc:
+    return {
+        "client_id": event.client_id,
+        "registered_at": iso(at),
+        "last_seen": None,
+        "models": {},
+        "loaded": {},
+        "recent": [],
+        "clock_skew_ms": None,
+        "session_id": None,
+        "ollama": {"reachable": False, "version": None, "error": None, "latency_ms": None},
+    }
+
+
+def _set_liveness(doc: Doc, live: Liveness, at: datetime) -> None:
+    recent: list[list[Any]] = doc["recent"]
+    start = ts(live.since)
+    if doc.get("status") != live.status.value:
+        if recent and recent[-1][2] is None:
+            recent[-1][2] = max(start, recent[-1][1])
+        recent.append([live.status.value, start, None])
+        horizon = ts(at - RECENT_WINDOW)
+        doc["recent"] = [r for r in recent if r[2] is None or r[2] >= horizon]
+    doc["status"] = live.status.value
+    doc["status_since"] = iso(live.since)
+    doc["underlying"] = live.underlying.value
+
+
+def _fold(doc: Doc, event: ClientEvent, at: datetime) -> None:
+    match event:
+        case ClientRegistered() | ClientReregistered():
+            doc.update(
+                hostname=event.hostname,
+                platform=event.platform,
+                agent_version=event.agent_version,
+                labels=event.labels,
+                session_id=event.session_id,
+                last_seen=iso(at),
+            )
+            doc["ollama"] = {
+                "reachable": bool(event.ollama.get("reachable")),
+                "version": event.ollama.get("version"),
+                "error": doc["ollama"].get("error"),
+                "latency_ms": doc["ollama"].get("latency_ms"),
+            }
+        case HeartbeatReceived():
+            doc["last_seen"] = iso(at)
+            doc["session_id"] = event.session_id
+            doc["clock_skew_ms"] = event.clock_skew_ms
+            doc["ollama"] = {
+                "reachable": bool(event.ollama.get("reachable")),
+                "version": event.ollama.get("version") or doc["ollama"].get("version"),
+                "error": event.ollama.get("error"),
+                "latency_ms": event.ollama.get("latency_ms"),
+            }
+        case OllamaBecameUnavailable():
+            doc["ollama"]["error"] = event.error
+        case ModelAdded() | ModelChanged():
+            doc["models"][event.name] = {
+                "name": event.name,
+                "digest": event.digest,
+                "size": event.size,
+                "family": event.family,
+                "parameter_size": event.parameter_size,
+                "quantization": event.quantization,
+                "modified_at": event.modified_at,
+            }
+        case ModelRemoved():
+            doc["models"].pop(event.name, None)
+        case ModelLoaded():
+            doc["loaded"][event.name] = {
+                "name": event.name,
+                "digest": event.digest,
+                "size": event.size,
+                "size_vram": event.size_vram,
+                "expires_at": event.expires_at,
+                "context_length": event.context_length,
+            }
+        case ModelUnloaded():
+            doc["loaded"].pop(event.name, None)
+        case _:
+            pass
+    doc["models_count"] = len(doc["models"])
+    doc["loaded_count"] = len(doc["loaded"])

@@ -1,0 +1,202 @@
+"""Drives the projectors: catch up from each checkpoint, then follow live appends.
+
+Each projector's document writes and its new checkpoint are committed in one transaction, so a
+crash between batches repeats nothing and loses nothing: the next start resumes at the
+checkpoint with the in-memory state loaded from what was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from obt.domain.events import event_from_data
+from obt.errors import CheckpointConflict, StoreError
+from obt.projections.base import Batch, Change, Envelope, Projector
+from obt.projections.client_state import ClientStateProjector
+from obt.projections.clients import ClientsProjector
+from obt.projections.models import ModelsProjector
+from obt.projections.timeline import TimelineProjector
+from obt.projections.uptime import UptimeProjector
+from obt.store.ports import RecordedEvent, Store
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[list[Change]], None]
+
+
+def default_projectors() -> list[Projector]:
+    return [
+        ClientStateProjector(),
+        ClientsProjector(),
+        UptimeProjector(),
+        TimelineProjector(),
+        ModelsProjector(),
+    ]
+
+
+PROJECTOR_NAMES = tuple(p.name for p in default_projectors())
+
+
+def decode(records: Iterable[RecordedEvent]) -> list[Envelope]:
+    """Domain events for the records; types this server does not know are skipped, logged."""
+    envelopes = []
+    for recorded in records:
+        try:
+            event = event_from_data(recorded.type, recorded.data)
+        except KeyError:
+            log.warning(
+                "skipping event %s at position %s: unknown type", recorded.type, recorded.position
+            )
+            continue
+        except (TypeError, ValueError) as exc:
+            log.error(
+                "skipping event %s at position %s: data does not fit the type: %s",
+                recorded.type,
+                recorded.position,
+                exc,
+            )
+            continue
+        envelopes.append(Envelope(recorded, event))
+    return envelopes
+
+
+@dataclass
+class ProjectionStatus:
+    name: str
+    position: int
+    error: str | None = None
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        store: Store,
+        projectors: Sequence[Projector] | None = None,
+        *,
+        batch_size: int = 1000,
+    ) -> None:
+        self._store = store
+        self.projectors = list(projectors) if projectors is not None else default_projectors()
+        self._batch_size = batch_size
+        self.positions: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
+        self._listeners: list[Listener] = []
+        self.last_step_s = 0.0
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def projector(self, name: str) -> Projector:
+        for p in self.projectors:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    async def start(self) -> None:
+        for p in self.projectors:
+            await self._reload(p)
+
+    @property
+    def low_water(self) -> int:
+        return min(self.positions.values()) if self.positions else 0
+
+    async def step(self) -> int:
+        """Process one batch of events; returns how many records were read."""
+        started = time.perf_counter()
+        records = await self._store.read_all(after=self.low_water, limit=self._batch_size)
+        if not records:
+            return 0
+        envelopes = decode(records)
+        last = records[-1].position
+        changes: list[Change] = []
+        for p in self.projectors:
+            checkpoint = self.positions[p.name]
+            if checkpoint >= last:
+                continue
+            batch = Batch()
+            try:
+                p.apply_all((e for e in envelopes if e.position > checkpoint), batch)
+                p.flush(batch)
+                await self._store.commit(
+                    p.name, expected_checkpoint=checkpoint, new_checkpoint=last, ops=batch.ops()
+                )
+            except CheckpointConflict:
+                log.info("projection %s was advanced by another runner; reloading", p.name)
+                await self._reload(p)
+                continue
+            except Exception as exc:
+                # The in-memory state may hold half a batch: reload what was committed.
+                self.errors[p.name] = f"{type(exc).__name__}: {exc}"
+                await self._reload_quietly(p)
+                raise
+            self.positions[p.name] = last
+            self.errors.pop(p.name, None)
+            changes.extend(batch.changes)
+        self.last_step_s = time.perf_counter() - started
+        if changes:
+            for listener in self._listeners:
+                listener(changes)
+        return len(records)
+
+    async def catch_up(self) -> int:
+        total = 0
+        while n := await self.step():
+            total += n
+        return total
+
+    async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
+        """Follow the log until `stop` is set; store errors are logged and retried."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                n = await self.step()
+                backoff = 0.5
+            except StoreError as exc:
+                log.warning("projections paused: %s; retrying in %.1f s", exc, backoff)
+                await _wait(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if n == 0:
+                waiter = asyncio.ensure_future(self._store.wait_for_append(self.low_water, poll_s))
+                stopper = asyncio.ensure_future(stop.wait())
+                done, pending = await asyncio.wait(
+                    {waiter, stopper}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        log.warning("waiting for appends failed: %s", task.exception())
+
+    async def rebuild(self, names: Iterable[str] | None = None) -> int:
+        """Clear the named projections (all by default) and replay the log from position 0."""
+        wanted = set(names) if names is not None else {p.name for p in self.projectors}
+        unknown = wanted - {p.name for p in self.projectors}
+        if unknown:
+            raise KeyError(f"unknown projection(s): {', '.join(sorted(unknown))}")
+        for p in self.projectors:
+            if p.name in wanted:
+                await self._store.reset(p.name, p.collections)
+                await self._reload(p)
+        return await self.catch_up()
+
+    async def _reload(self, p: Projector) -> None:
+        self.positions[p.name] = await self._store.checkpoint(p.name)
+        await p.load(self._store)
+
+    async def _reload_quietly(self, p: Projector) -> None:
+        try:
+            await self._reload(p)
+        except StoreError as exc:
+            log.warning("could not reload projection %s: %s", p.name, exc)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
