@@ -1,0 +1,295 @@
+"""The one thread that writes the SQLite file: it drains queued jobs and group-commits them.
+
+Every append or read-model commit queued while a transaction is running goes into the next
+transaction, one SAVEPOINT per job so a conflict fails only its caller; callers' futures are
+resolved together, and only after COMMIT returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obt.errors import CheckpointConflict, DuplicateEventId
+from obt.store.codec import dumps, loads_object
+from obt.store.ports import AppendResult, Delete, ReadOp
+from obt.store.rules import (
+    EncodedEvent,
+    StoredIdentity,
+    apply_upsert,
+    check_expected,
+    duplicate_ids_in,
+    indexed_fields,
+    resend_version,
+)
+from obt.store.sqlite_schema import prepare, translate
+
+Resolve = Callable[[list[tuple["asyncio.Future[Any]", Any, BaseException | None]], int], None]
+
+
+@dataclass(slots=True)
+class AppendJob:
+    future: asyncio.Future[Any]
+    stream: str
+    events: list[EncodedEvent]
+    expected_version: int | None
+    recorded_at: float
+
+
+@dataclass(slots=True)
+class CommitJob:
+    future: asyncio.Future[Any]
+    projection: str
+    expected_checkpoint: int
+    new_checkpoint: int
+    ops: Sequence[ReadOp]
+
+
+@dataclass(slots=True)
+class ResetJob:
+    future: asyncio.Future[Any]
+    projection: str
+    collections: list[str] = field(default_factory=list)
+
+
+Job = AppendJob | CommitJob | ResetJob
+_STOP = object()
+
+_INSERT_EVENT = (
+    "INSERT INTO events (position, id, stream, version, type, schema_version, data, metadata,"
+    " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_STREAM = (
+    "INSERT INTO streams (stream, version) VALUES (?, ?)"
+    " ON CONFLICT (stream) DO UPDATE SET version = excluded.version"
+)
+_UPSERT_DOC = (
+    "INSERT OR REPLACE INTO docs (collection, key, doc, client_id, sort) VALUES (?,?,?,?,?)"
+)
+_UPSERT_CHECKPOINT = "INSERT OR REPLACE INTO checkpoints (projection, position) VALUES (?, ?)"
+
+
+class SQLiteWriter:
+    """Owns the write connection; `submit` is safe from any thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str,
+        busy_timeout_s: float,
+        loop: asyncio.AbstractEventLoop,
+        resolve: Resolve,
+    ) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._busy_timeout_s = busy_timeout_s
+        self._loop = loop
+        self._resolve = resolve
+        self._queue: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
+        self._ready: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.Thread(target=self._run, name="obt-sqlite-writer", daemon=True)
+        self._connection: sqlite3.Connection | None = None
+
+    async def start(self) -> None:
+        self._thread.start()
+        await self._ready
+
+    def submit(self, job: Job) -> None:
+        self._queue.put(job)
+
+    async def stop(self) -> None:
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    # the thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            connection = self._connect()
+        except BaseException as exc:
+            self._loop.call_soon_threadsafe(_fail, self._ready, exc)
+            return
+        self._loop.call_soon_threadsafe(_succeed, self._ready)
+        try:
+            while True:
+                jobs: list[Job] = []
+                item = self._queue.get()
+                stopping = item is _STOP
+                if not stopping:
+                    jobs.append(item)  # type: ignore[arg-type]
+                    while True:
+                        try:
+                            item = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if item is _STOP:
+                            stopping = True
+                            break
+                        jobs.append(item)  # type: ignore[arg-type]
+                if jobs:
+                    self._write(connection, jobs)
+                if stopping:
+                    return
+        finally:
+            connection.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_s
+        )
+        try:
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise sqlite3.OperationalError(f"journal_mode stayed {mode}, WAL is needed")
+            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+            prepare(connection, self._path)
+        except sqlite3.Error as exc:
+            connection.close()
+            raise translate(self._path, exc) from None
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return connection
+
+    def _write(self, connection: sqlite3.Connection, jobs: list[Job]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        head = 0
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                row = connection.execute(
+                    "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+                ).fetchone()
+                head, last_at = (0, float("-inf")) if row is None else (row[0], row[1])
+                for job in jobs:
+                    connection.execute("SAVEPOINT job")
+                    result: Any
+                    try:
+                        if isinstance(job, AppendJob):
+                            result = self._append(connection, job, head, last_at)
+                            if result.positions:
+                                head = result.positions[-1]
+                                last_at = max(last_at, job.recorded_at)
+                        elif isinstance(job, CommitJob):
+                            result = self._commit(connection, job)
+                        else:
+                            result = self._reset(connection, job)
+                    except sqlite3.OperationalError:
+                        raise  # locked, full, read-only: the whole transaction is lost
+                    except Exception as exc:
+                        connection.execute("ROLLBACK TO job")
+                        connection.execute("RELEASE job")
+                        outcomes.append((job.future, None, exc))
+                    else:
+                        connection.execute("RELEASE job")
+                        outcomes.append((job.future, result, None))
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            error = translate(self._path, exc)
+            outcomes = [(job.future, None, error) for job in jobs]
+            head = 0
+        self._loop.call_soon_threadsafe(self._resolve, outcomes, head)
+
+    def _append(
+        self, connection: sqlite3.Connection, job: AppendJob, head: int, last_at: float
+    ) -> AppendResult:
+        duplicate_ids_in(job.events)
+        row = connection.execute(
+            "SELECT version FROM streams WHERE stream = ?", (job.stream,)
+        ).fetchone()
+        version = 0 if row is None else row[0]
+        try:
+            check_expected(job.stream, job.expected_version, version)
+            if not job.events:
+                return AppendResult(job.stream, version, ())
+            when = max(job.recorded_at, last_at)  # positions and times move forward together
+            rows = [
+                (
+                    head + i,
+                    e.id,
+                    job.stream,
+                    version + i,
+                    e.type,
+                    e.schema_version,
+                    e.data,
+                    e.metadata,
+                    when,
+                )
+                for i, e in enumerate(job.events, start=1)
+            ]
+            connection.executemany(_INSERT_EVENT, rows)
+        except Exception as exc:
+            # A re-send is recognised only once the ids turn out to be stored (rare): the
+            # common path pays for no lookup by id.
+            resent = self._resent(connection, job)
+            if resent is not None:
+                return AppendResult(job.stream, resent, ())
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise DuplicateEventId(job.events[0].id) from None
+            raise
+        count = len(job.events)
+        connection.execute(_UPSERT_STREAM, (job.stream, version + count))
+        return AppendResult(job.stream, version + count, tuple(range(head + 1, head + count + 1)))
+
+    @staticmethod
+    def _resent(connection: sqlite3.Connection, job: AppendJob) -> int | None:
+        ids = [e.id for e in job.events]
+        sql = (
+            "SELECT id, stream, version, type, schema_version, data, metadata FROM events"  # noqa: S608
+            f" WHERE id IN ({','.join('?' * len(ids))})"  # placeholders only
+        )
+        stored = {row[0]: StoredIdentity(*row[1:]) for row in connection.execute(sql, ids)}
+        return resend_version(job.stream, job.events, stored)
+
+    @staticmethod
+    def _commit(connection: sqlite3.Connection, job: CommitJob) -> None:
+        row = connection.execute(
+            "SELECT position FROM checkpoints WHERE projection = ?", (job.projection,)
+        ).fetchone()
+        actual = 0 if row is None else row[0]
+        if actual != job.expected_checkpoint:
+            raise CheckpointConflict(job.projection, job.expected_checkpoint, actual)
+        for op in job.ops:
+            if isinstance(op, Delete):
+                connection.execute(
+                    "DELETE FROM docs WHERE collection = ? AND key = ?", (op.collection, op.key)
+                )
+                continue
+            found = connection.execute(
+                "SELECT doc, client_id, sort FROM docs WHERE collection = ? AND key = ?",
+                (op.collection, op.key),
+            ).fetchone()
+            current = None if found is None else loads_object(found[0])
+            client_id, sort = indexed_fields(op, None if found is None else (found[1], found[2]))
+            doc = dumps(apply_upsert(current, op))
+            connection.execute(_UPSERT_DOC, (op.collection, op.key, doc, client_id, sort))
+        connection.execute(_UPSERT_CHECKPOINT, (job.projection, job.new_checkpoint))
+
+    @staticmethod
+    def _reset(connection: sqlite3.Connection, job: ResetJob) -> None:
+        connection.executemany(
+            "DELETE FROM docs WHERE collection = ?", [(c,) for c in job.collections]
+        )
+        connection.execute(_UPSERT_CHECKPOINT, (job.projection, 0))
+
+
+def _succeed(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
