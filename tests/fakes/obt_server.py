@@ -1,0 +1,161 @@
+"""A fake of the OBT server's agent API (/api/v1/agents/...), for tests of the agent itself.
+
+It keeps only what the agent's behaviour depends on: credentials, heartbeats, model reports
+and the models_wanted rule. Failures are injected with `fail_next` or `down`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from agent.digest import models_digest
+
+
+@dataclass
+class FakeObtServer:
+    enrollment_token: str = "enrol-test-token"
+    interval_s: float = 10.0
+    secrets: dict[str, str] = field(default_factory=dict)
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+    heartbeats: list[dict[str, Any]] = field(default_factory=list)
+    model_reports: list[dict[str, Any]] = field(default_factory=list)
+    deregistrations: list[str] = field(default_factory=list)
+    auth_seen: list[str] = field(default_factory=list)
+    report_digest: dict[str, str] = field(default_factory=dict)
+    # (status, headers) answered to the next agent requests, in order.
+    fail_next: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    down: bool = False
+    base_url: str = ""
+    _runner: web.AppRunner | None = None
+    _changed: asyncio.Condition | None = None
+
+    def revoke(self, client_id: str) -> None:
+        self.secrets.pop(client_id, None)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait (with a deadline) until a request has made `predicate` true."""
+        assert self._changed is not None
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            if self.down:
+                if request.transport is not None:
+                    request.transport.close()
+                raise web.HTTPServiceUnavailable
+            self.auth_seen.append(request.headers.get("Authorization", ""))
+            if self.fail_next:
+                status, headers = self.fail_next.pop(0)
+                return _error(status, "injected", "injected failure", headers)
+            return await handler(request)
+        finally:
+            assert self._changed is not None
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _register(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        client_id = body["client_id"]
+        token = _bearer(request)
+        known = client_id in self.secrets
+        if token == self.enrollment_token:
+            self.secrets[client_id] = secrets.token_urlsafe(16)
+            issued: str | None = self.secrets[client_id]
+        elif known and token == self.secrets[client_id]:
+            issued = None
+        else:
+            return _error(401, "invalid_credentials", "unknown token")
+        self.registrations.append({**body, "_issued": issued})
+        doc = {
+            "client_id": client_id,
+            "client_secret": issued,
+            "heartbeat_interval_s": self.interval_s,
+            "timeout_s": self.interval_s * 3,
+            "server_time": "2026-11-27T12:00:00Z",
+        }
+        return web.json_response(doc, status=200 if known else 201)
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        client_id = request.match_info["client_id"]
+        if client_id not in self.secrets:
+            return _error(404, "unknown_client", f"no client {client_id}")
+        if _bearer(request) != self.secrets[client_id]:
+            return _error(401, "invalid_credentials", "bad secret")
+        return None
+
+    async def _heartbeat(self, request: web.Request) -> web.Response:
+        if refusal := self._refusal(request):
+            return refusal
+        client_id = request.match_info["client_id"]
+        body = await request.json()
+        self.heartbeats.append(body)
+        wanted = body.get("models_digest") != self.report_digest.get(client_id)
+        return web.json_response(
+            {"status": "ok", "models_wanted": wanted, "next_in_s": self.interval_s}
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if refusal := self._refusal(request):
+            return refusal
+        client_id = request.match_info["client_id"]
+        body = await request.json()
+        self.model_reports.append(body)
+        self.report_digest[client_id] = models_digest(
+            ((m["name"], m["digest"]) for m in body["models"]),
+            ((m["name"], m["size_vram"]) for m in body["loaded"]),
+        )
+        return web.json_response({"added": [], "removed": [], "changed": []})
+
+    async def _deregister(self, request: web.Request) -> web.Response:
+        if refusal := self._refusal(request):
+            return refusal
+        self.deregistrations.append(request.match_info["client_id"])
+        return web.Response(status=204)
+
+    async def _health(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def start(self) -> str:
+        self._changed = asyncio.Condition()
+        app = web.Application(middlewares=[self._gate])
+        app.router.add_post("/api/v1/agents/register", self._register)
+        app.router.add_post("/api/v1/agents/{client_id}/heartbeats", self._heartbeat)
+        app.router.add_put("/api/v1/agents/{client_id}/models", self._models)
+        app.router.add_post("/api/v1/agents/{client_id}/deregister", self._deregister)
+        app.router.add_get("/api/v1/health", self._health)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeObtServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+
+def _bearer(request: web.Request) -> str:
+    return request.headers.get("Authorization", "").removeprefix("Bearer ")
+
+
+def _error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response({"code": code, "detail": detail}, status=status, headers=headers)

@@ -1,0 +1,56 @@
+"""Fixtures for the agent's unit tests: a clean environment and the fake Ollama/OBT servers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+# pytest's default import mode puts only this folder on sys.path; the fakes live in
+# tests/fakes and are imported as `tests.fakes`, so the repository root must be there too.
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.fakes.obt_server import FakeObtServer  # noqa: E402
+from tests.fakes.ollama import FakeOllama  # noqa: E402
+
+AGENT_VARIABLES = (
+    "OBT_SERVER_URL",
+    "OBT_ENROLLMENT_TOKEN",
+    "OBT_CLIENT_ID",
+    "OBT_AGENT_STATE_DIR",
+    "OBT_AGENT_LABELS",
+    "OLLAMA_HOST",
+    "OLLAMA_MODELS",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No agent setting leaks in from the developer's shell or a stray .env file."""
+    for name in AGENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+async def fake_ollama() -> AsyncIterator[FakeOllama]:
+    async with FakeOllama() as fake:
+        fake.reset()
+        yield fake
+
+
+@pytest.fixture
+async def fake_obt() -> AsyncIterator[FakeObtServer]:
+    async with FakeObtServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
