@@ -30,8 +30,9 @@ def secantus_uri() -> Iterator[str]:
 def with_option(uri: str, option: str) -> str:
     if option.split("=")[0] in uri:
         return uri
-    joiner = "&" if "?" in uri else ("?" if uri.rstrip("/").count("/") > 2 else "/?")
-    return f"{uri}{joiner}{option}"
+    if "?" in uri:
+        return f"{uri}&{option}"
+    return f"{uri}?{option}" if uri.endswith("/") or uri.count("/") > 2 else f"{uri}/?{option}"
 
 
 ADAPTERS = [
