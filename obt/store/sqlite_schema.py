@@ -70,8 +70,11 @@ def check_file(path: Path) -> None:
             )
 
 
-def prepare(connection: sqlite3.Connection, path: Path) -> None:
-    """Create the schema in a new file, or check an existing file is a current OBT database."""
+def is_new(connection: sqlite3.Connection, path: Path) -> bool:
+    """True for an empty file; raise for a file that is not a current OBT database.
+
+    Runs before anything is written (even the switch to WAL), so a refused file is untouched.
+    """
     application_id = connection.execute("PRAGMA application_id").fetchone()[0]
     user_version = connection.execute("PRAGMA user_version").fetchone()[0]
     if application_id == 0:
@@ -86,18 +89,7 @@ def prepare(connection: sqlite3.Connection, path: Path) -> None:
                 f"{path} is an SQLite database but not OBT's (it holds tables "
                 f"{', '.join(tables[:5])}); point OBT_DATA_DIR at another directory"
             )
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        return
+        return True
     if application_id != APPLICATION_ID:
         raise StoreMisconfigured(
             f"{path} belongs to another application (application_id {application_id:#x}); "
@@ -108,6 +100,21 @@ def prepare(connection: sqlite3.Connection, path: Path) -> None:
             f"{path} has OBT schema version {user_version}, newer than this OBT "
             f"({SCHEMA_VERSION}); upgrade OBT or restore a matching backup"
         )
+    return False
+
+
+def create_schema(connection: sqlite3.Connection) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 def translate(path: Path, exc: sqlite3.Error) -> StoreError:

@@ -28,7 +28,7 @@ from obt.store.rules import (
     indexed_fields,
     resend_version,
 )
-from obt.store.sqlite_schema import prepare, translate
+from obt.store.sqlite_schema import create_schema, is_new, translate
 
 Resolve = Callable[[list[tuple["asyncio.Future[Any]", Any, BaseException | None]], int], None]
 
@@ -145,11 +145,13 @@ class SQLiteWriter:
             self._path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_s
         )
         try:
+            new = is_new(connection, self._path)
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise sqlite3.OperationalError(f"journal_mode stayed {mode}, WAL is needed")
             connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            prepare(connection, self._path)
+            if new:
+                create_schema(connection)
         except sqlite3.Error as exc:
             connection.close()
             raise translate(self._path, exc) from None

@@ -1,0 +1,146 @@
+"""SQLite-only behaviour: files OBT must refuse or cannot write, locks, and the on-disk mode."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from obt.errors import StoreMisconfigured, StoreUnavailable
+from obt.store.ports import NewEvent
+from obt.store.sqlite import SQLiteStore
+from obt.store.sqlite_schema import translate
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def heartbeat(n: int) -> NewEvent:
+    return NewEvent(id=f"hb-{n}", type="HeartbeatReceived", data={"seq": n})
+
+
+async def make_obt_file(path: Path) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    await store.append("client-a", [heartbeat(1)], expected_version=0, recorded_at=T0)
+    await store.close()
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(directory.iterdir())}
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make `path` unwritable, also for root (which ignores permission bits)."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)], check=False).returncode:
+        pytest.skip("running as root without chattr +i: cannot make a file read-only")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+async def test_a_new_file_is_created_in_wal_mode_with_the_obt_schema(tmp_path: Path) -> None:
+    path = tmp_path / "obt.sqlite3"
+    await make_obt_file(path)
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+        assert {"events", "streams", "docs", "checkpoints"} <= tables
+    finally:
+        connection.close()
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "obt.sqlite3"
+    path.write_text("my notes, not a database\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(StoreMisconfigured, match="not an OBT database") as refused:
+        await SQLiteStore(path).open()
+    assert str(path) in str(refused.value)
+    assert snapshot(tmp_path) == before
+
+
+async def test_another_applications_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "obt.sqlite3"
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    connection.close()
+    before = snapshot(tmp_path)
+    with pytest.raises(StoreMisconfigured, match=r"not OBT's.*invoices"):
+        await SQLiteStore(path).open()
+    assert snapshot(tmp_path) == before
+
+
+async def test_a_read_only_file_is_refused_with_a_clear_error_and_unchanged(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "obt.sqlite3"
+    await make_obt_file(path)
+    before = snapshot(tmp_path)
+    with read_only(path):
+        with pytest.raises(StoreMisconfigured, match="read-only") as refused:
+            await SQLiteStore(path).open()
+        assert str(path) in str(refused.value)
+    assert snapshot(tmp_path) == before
+
+
+async def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreMisconfigured, match="does not exist"):
+        await SQLiteStore(tmp_path / "nowhere" / "obt.sqlite3").open()
+
+
+async def test_a_locked_database_makes_appends_unavailable_until_released(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "obt.sqlite3"
+    store = SQLiteStore(path, busy_timeout_s=0.1)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreUnavailable, match="locked") as locked:
+            await store.append("client-a", [heartbeat(1)], expected_version=0, recorded_at=T0)
+        assert str(path) in str(locked.value)
+        other.execute("ROLLBACK")
+        result = await store.append("client-a", [heartbeat(1)], expected_version=0, recorded_at=T0)
+        assert result.positions == (1,)
+    finally:
+        other.close()
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("message", "error", "cause"),
+    [
+        ("database or disk is full", StoreUnavailable, "disk is full"),
+        ("attempt to write a readonly database", StoreMisconfigured, "read-only"),
+        ("database is locked", StoreUnavailable, "locked"),
+        ("unable to open database file", StoreMisconfigured, "cannot open"),
+    ],
+)
+def test_sqlite_errors_become_store_errors_naming_the_file_and_cause(
+    message: str, error: type[Exception], cause: str
+) -> None:
+    translated = translate(Path("/data/obt.sqlite3"), sqlite3.OperationalError(message))
+    assert type(translated) is error
+    assert "/data/obt.sqlite3" in str(translated)
+    assert cause in str(translated)
