@@ -1,0 +1,143 @@
+// The one way the dashboard talks to the OBT server: builds /api/v1 URLs, validates each
+// response with its zod schema and turns failures into typed errors (see ./errors).
+import type { z } from 'zod';
+import { ApiError, NetworkError, SchemaError } from './errors';
+import {
+  clientDetailSchema,
+  clientListSchema,
+  clientStateSchema,
+  errorBodySchema,
+  eventPageSchema,
+  fleetStateSchema,
+  modelListSchema,
+  serverInfoSchema,
+  timelinePageSchema,
+  uptimeSchema
+} from './schemas';
+
+export const API_BASE = '/api/v1';
+
+type Query = Record<string, string | number | readonly string[] | null | undefined>;
+
+export interface EventQuery {
+  stream?: string | null;
+  types?: readonly string[];
+  after?: number | null;
+  limit?: number;
+  from?: string | null;
+  to?: string | null;
+}
+
+/** Builds `/api/v1/<path>?<query>`, dropping empty values and repeating array values. */
+export function apiUrl(path: string, query: Query = {}): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value === null || value === undefined || value === '') continue;
+    if (Array.isArray(value)) {
+      for (const item of value) params.append(key, item);
+    } else {
+      params.set(key, String(value));
+    }
+  }
+  const search = params.toString();
+  return `${API_BASE}${path}${search ? `?${search}` : ''}`;
+}
+
+function firstIssue(error: z.ZodError): { field: string; issue: string } {
+  const issue = error.issues[0];
+  if (!issue) return { field: '', issue: 'invalid response' };
+  return { field: issue.path.map(String).join('.'), issue: issue.message };
+}
+
+/** Validates `body` against `schema`, raising SchemaError that names the offending field. */
+export function parseResponse<S extends z.ZodType>(schema: S, body: unknown, path: string): z.infer<S> {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const { field, issue } = firstIssue(result.error);
+    throw new SchemaError(path, field, issue);
+  }
+  return result.data;
+}
+
+async function errorFromResponse(response: Response, path: string): Promise<ApiError> {
+  let code = `http_${response.status}`;
+  let detail = response.statusText || 'request failed';
+  try {
+    const parsed = errorBodySchema.safeParse(await response.json());
+    if (parsed.success) {
+      code = parsed.data.code;
+      detail = typeof parsed.data.detail === 'string' ? parsed.data.detail : JSON.stringify(parsed.data.detail);
+    }
+  } catch {
+    // Not JSON (a proxy page, an empty body): keep the status text.
+  }
+  return new ApiError(response.status, code, detail, path);
+}
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, init)) {
+  async function get<S extends z.ZodType>(
+    schema: S,
+    path: string,
+    query?: Query,
+    signal?: AbortSignal
+  ): Promise<z.infer<S>> {
+    const url = apiUrl(path, query);
+    let response: Response;
+    try {
+      response = await fetchImpl(url, { headers: { accept: 'application/json' }, signal });
+    } catch (cause) {
+      throw new NetworkError(path, cause);
+    }
+    if (!response.ok) throw await errorFromResponse(response, path);
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch {
+      throw new SchemaError(path, '', 'the response is not JSON');
+    }
+    return parseResponse(schema, body, path);
+  }
+
+  const clientPath = (id: string) => `/clients/${encodeURIComponent(id)}`;
+
+  return {
+    info: (signal?: AbortSignal) => get(serverInfoSchema, '/info', {}, signal),
+    clients: (signal?: AbortSignal) => get(clientListSchema, '/clients', {}, signal).then((r) => r.items),
+    client: (id: string, signal?: AbortSignal) => get(clientDetailSchema, clientPath(id), {}, signal),
+    uptime: (id: string, bucket: 'hour' | 'day', signal?: AbortSignal) =>
+      get(uptimeSchema, `${clientPath(id)}/uptime`, { bucket }, signal),
+    clientTimeline: (id: string, before?: number | null, limit = 50, signal?: AbortSignal) =>
+      get(timelinePageSchema, `${clientPath(id)}/timeline`, { before, limit }, signal),
+    fleetTimeline: (before?: number | null, limit = 50, signal?: AbortSignal) =>
+      get(timelinePageSchema, '/timeline', { before, limit }, signal),
+    models: (signal?: AbortSignal) => get(modelListSchema, '/models', {}, signal).then((r) => r.items),
+    events: (query: EventQuery, signal?: AbortSignal) =>
+      get(eventPageSchema, '/events', eventQuery(query), signal),
+    clientState: (id: string, at: string, signal?: AbortSignal) =>
+      get(clientStateSchema, `${clientPath(id)}/state`, { at }, signal),
+    fleetState: (at: string, signal?: AbortSignal) => get(fleetStateSchema, '/fleet/state', { at }, signal)
+  };
+}
+
+export type Api = ReturnType<typeof createApi>;
+
+function eventQuery(query: EventQuery): Query {
+  return {
+    stream: query.stream,
+    type: query.types && query.types.length > 0 ? query.types.join(',') : null,
+    after: query.after,
+    limit: query.limit,
+    from: query.from,
+    to: query.to
+  };
+}
+
+/** The NDJSON export link for the same filters as the event list (paging aside). */
+export function exportUrl(query: Omit<EventQuery, 'after' | 'limit'>): string {
+  return apiUrl('/events/export', eventQuery(query));
+}
+
+/** The shared instance used by pages; tests build their own with a fake fetch. */
+export const api = createApi();

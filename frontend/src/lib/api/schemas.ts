@@ -1,0 +1,182 @@
+// Zod schemas for every /api/v1 response the dashboard reads (docs/api-shapes.md).
+// Unknown keys are stripped, so the server may add fields without breaking the dashboard.
+import { z } from 'zod';
+
+export const STATUSES = ['online', 'degraded', 'offline', 'stopped', 'unknown', 'decommissioned'] as const;
+export const statusSchema = z.enum(STATUSES);
+export type Status = z.infer<typeof statusSchema>;
+
+/** An ISO-8601 time string; kept as a string so it round-trips unchanged into queries. */
+export const isoTime = z
+  .string()
+  .refine((value) => /^\d{4}-\d\d-\d\dT/.test(value) && !Number.isNaN(Date.parse(value)), {
+    message: 'expected an ISO-8601 time'
+  });
+
+export const errorBodySchema = z.object({ code: z.string(), detail: z.unknown() });
+
+export const platformSchema = z.object({ system: z.string(), release: z.string(), machine: z.string() });
+
+export const ollamaStateSchema = z.object({
+  reachable: z.boolean(),
+  version: z.string().nullable(),
+  error: z.string().nullable(),
+  latency_ms: z.number().nullable()
+});
+
+export const clientSummarySchema = z.object({
+  client_id: z.string(),
+  hostname: z.string(),
+  status: statusSchema,
+  status_since: isoTime,
+  last_seen: isoTime.nullable(),
+  registered_at: isoTime,
+  platform: platformSchema,
+  agent_version: z.string(),
+  labels: z.record(z.string(), z.string()),
+  ollama: ollamaStateSchema,
+  models_count: z.number().int().nonnegative(),
+  loaded_count: z.number().int().nonnegative(),
+  uptime_24h: z.number().min(0).max(1).nullable(),
+  clock_skew_ms: z.number().nullable(),
+  session_id: z.string().nullable(),
+  position: z.number().int()
+});
+export type ClientSummary = z.infer<typeof clientSummarySchema>;
+
+export const installedModelSchema = z.object({
+  name: z.string(),
+  digest: z.string(),
+  size: z.number().nonnegative(),
+  family: z.string().nullable(),
+  parameter_size: z.string().nullable(),
+  quantization: z.string().nullable(),
+  modified_at: isoTime.nullable()
+});
+export type InstalledModel = z.infer<typeof installedModelSchema>;
+
+export const loadedModelSchema = z.object({
+  name: z.string(),
+  digest: z.string().nullable(),
+  size: z.number().nonnegative(),
+  size_vram: z.number().nonnegative(),
+  expires_at: isoTime.nullable(),
+  context_length: z.number().int().nullable()
+});
+export type LoadedModel = z.infer<typeof loadedModelSchema>;
+
+export const clientDetailSchema = clientSummarySchema.extend({
+  models: z.array(installedModelSchema),
+  loaded: z.array(loadedModelSchema)
+});
+export type ClientDetail = z.infer<typeof clientDetailSchema>;
+
+export const clientListSchema = z.object({ items: z.array(clientSummarySchema) });
+
+export const uptimeBucketSchema = z.object({
+  start: isoTime,
+  end: isoTime,
+  up_s: z.number().nonnegative(),
+  degraded_s: z.number().nonnegative(),
+  down_s: z.number().nonnegative(),
+  unknown_s: z.number().nonnegative()
+});
+export type UptimeBucket = z.infer<typeof uptimeBucketSchema>;
+
+export const uptimeSchema = z.object({
+  bucket: z.enum(['hour', 'day']),
+  from: isoTime,
+  to: isoTime,
+  items: z.array(uptimeBucketSchema),
+  intervals: z.array(z.object({ status: statusSchema, start: isoTime, end: isoTime.nullable() }))
+});
+export type Uptime = z.infer<typeof uptimeSchema>;
+
+export const timelineEntrySchema = z.object({
+  position: z.number().int(),
+  at: isoTime,
+  client_id: z.string().nullable(),
+  type: z.string(),
+  summary: z.string()
+});
+export type TimelineEntry = z.infer<typeof timelineEntrySchema>;
+
+export const timelinePageSchema = z.object({
+  items: z.array(timelineEntrySchema),
+  next_before: z.number().int().nullable()
+});
+export type TimelinePage = z.infer<typeof timelinePageSchema>;
+
+export const modelHostSchema = z.object({
+  client_id: z.string(),
+  hostname: z.string(),
+  digest: z.string(),
+  size: z.number().nonnegative(),
+  loaded: z.boolean(),
+  size_vram: z.number().nonnegative().nullable(),
+  expires_at: isoTime.nullable()
+});
+export type ModelHost = z.infer<typeof modelHostSchema>;
+
+export const modelAvailabilitySchema = z.object({
+  name: z.string(),
+  hosts: z.array(modelHostSchema),
+  digests: z.array(z.string()),
+  drift: z.boolean(),
+  installed_count: z.number().int().nonnegative(),
+  loaded_count: z.number().int().nonnegative()
+});
+export type ModelAvailability = z.infer<typeof modelAvailabilitySchema>;
+
+export const modelListSchema = z.object({ items: z.array(modelAvailabilitySchema) });
+
+export const eventSchema = z.object({
+  position: z.number().int(),
+  id: z.string(),
+  stream: z.string(),
+  version: z.number().int(),
+  type: z.string(),
+  schema_version: z.number().int(),
+  data: z.record(z.string(), z.unknown()),
+  metadata: z.record(z.string(), z.unknown()),
+  recorded_at: isoTime
+});
+export type AuditEvent = z.infer<typeof eventSchema>;
+
+export const eventPageSchema = z.object({
+  items: z.array(eventSchema),
+  next_after: z.number().int().nullable()
+});
+export type EventPage = z.infer<typeof eventPageSchema>;
+
+export const clientStateSchema = z.object({
+  at: isoTime,
+  position: z.number().int(),
+  client: clientDetailSchema.nullable()
+});
+export type ClientState = z.infer<typeof clientStateSchema>;
+
+export const fleetStateSchema = z.object({
+  at: isoTime,
+  position: z.number().int(),
+  clients: z.array(clientDetailSchema)
+});
+export type FleetState = z.infer<typeof fleetStateSchema>;
+
+export const serverInfoSchema = z.object({
+  version: z.string(),
+  server_time: isoTime,
+  heartbeat_interval_s: z.number(),
+  timeout_s: z.number(),
+  store: z.string(),
+  enrollment_token_hint: z.string(),
+  agent_command: z.string()
+});
+export type ServerInfo = z.infer<typeof serverInfoSchema>;
+
+/** SSE payloads on /live, keyed by the `event:` field. */
+export const liveModelSchema = z.union([
+  z.object({ name: z.string(), removed: z.literal(true) }),
+  modelAvailabilitySchema
+]);
+export type LiveModel = z.infer<typeof liveModelSchema>;

@@ -1,0 +1,67 @@
+// The audit page's filters, kept in the URL so a filtered view can be shared or bookmarked.
+import type { EventQuery } from '$lib/api/client';
+
+export const EVENT_TYPES = [
+  'ClientRegistered',
+  'ClientReregistered',
+  'HeartbeatReceived',
+  'OllamaBecameUnavailable',
+  'OllamaBecameAvailable',
+  'ModelAdded',
+  'ModelRemoved',
+  'ModelChanged',
+  'ModelLoaded',
+  'ModelUnloaded',
+  'ClientTimedOut',
+  'ClientRecovered',
+  'ClientDeregistered',
+  'ClientDecommissioned',
+  'ServerStarted',
+  'ServerStopped'
+] as const;
+
+export interface AuditFilters {
+  /** A client id, `system`, or empty for every stream. */
+  client: string;
+  types: string[];
+  /** ISO-8601 bounds on recorded_at, or empty. */
+  from: string;
+  to: string;
+  /** Position cursor: list events after this one. */
+  after: number | null;
+}
+
+export const streamFor = (client: string): string | null =>
+  client === '' ? null : client === 'system' ? 'system' : `client-${client}`;
+
+export function filtersFromParams(params: URLSearchParams): AuditFilters {
+  const after = Number(params.get('after'));
+  return {
+    client: params.get('client') ?? '',
+    types: (params.get('type') ?? '').split(',').filter(Boolean),
+    from: params.get('from') ?? '',
+    to: params.get('to') ?? '',
+    after: params.has('after') && Number.isInteger(after) && after > 0 ? after : null
+  };
+}
+
+export function filtersToParams(filters: AuditFilters): URLSearchParams {
+  const params = new URLSearchParams();
+  if (filters.client) params.set('client', filters.client);
+  if (filters.types.length) params.set('type', filters.types.join(','));
+  if (filters.from) params.set('from', filters.from);
+  if (filters.to) params.set('to', filters.to);
+  if (filters.after !== null) params.set('after', String(filters.after));
+  return params;
+}
+
+export function toEventQuery(filters: AuditFilters, limit: number): EventQuery {
+  return {
+    stream: streamFor(filters.client),
+    types: filters.types,
+    from: filters.from || null,
+    to: filters.to || null,
+    after: filters.after,
+    limit
+  };
+}
