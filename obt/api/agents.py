@@ -1,0 +1,197 @@
+"""Agent endpoints: register, heartbeat, model reports, deregister (Bearer credentials)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+
+from obt.api.deps import BearerDep, ClientIdPath, MetricsDep, OBTDep, RateLimitDep
+from obt.api.errors import ApiError
+from obt.api.schemas import (
+    ErrorResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    ModelsRequest,
+    ModelsResponse,
+    RegisterRequest,
+    RegisterResponse,
+)
+from obt.commands.messages import DeregisterClient, RecordHeartbeat, RegisterClient, ReportModels
+from obt.domain.client import InstalledModel, LoadedModel
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 429, 503)
+}
+
+
+def _request_id(request: Request) -> str:
+    return request.headers.get("x-request-id") or uuid.uuid4().hex
+
+
+def _require(token: str | None) -> str:
+    if token is None:
+        raise ApiError(
+            401, "not_authenticated", "a Bearer token is required", {"WWW-Authenticate": "Bearer"}
+        )
+    return token
+
+
+@router.post(
+    "/register",
+    response_model=RegisterResponse,
+    status_code=status.HTTP_200_OK,
+    responses={201: {"model": RegisterResponse}, **ERRORS},
+    summary="Register a new client (201) or a known one again (200)",
+)
+async def register(
+    body: RegisterRequest, request: Request, response: Response, obt: OBTDep, token: BearerDep
+) -> RegisterResponse:
+    limiter = request.app.state.rate_limiter
+    if (wait := limiter.check(body.client_id)) > 0:
+        raise ApiError(
+            429, "rate_limited", "too many registrations", {"Retry-After": str(int(wait) + 1)}
+        )
+    result = await obt.commands.register(
+        RegisterClient(
+            client_id=body.client_id,
+            hostname=body.hostname,
+            platform=body.platform.model_dump(),
+            agent_version=body.agent_version,
+            labels=dict(body.labels),
+            ollama=body.ollama.model_dump(),
+            session_id=body.session_id or str(uuid.uuid4()),
+            credential=_require(token),
+            correlation_id=_request_id(request),
+        )
+    )
+    if result.created:
+        response.status_code = status.HTTP_201_CREATED
+    settings = obt.settings
+    return RegisterResponse(
+        client_id=body.client_id,
+        client_secret=result.client_secret,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        timeout_s=settings.heartbeat_timeout_s,
+        server_time=obt.clock.now(),
+        status=result.state.status.value if result.state.status else "unknown",
+    )
+
+
+@router.post(
+    "/{client_id}/heartbeats",
+    response_model=HeartbeatResponse,
+    responses=ERRORS,
+    summary="Record a heartbeat",
+)
+async def heartbeat(
+    client_id: ClientIdPath,
+    body: HeartbeatRequest,
+    request: Request,
+    obt: OBTDep,
+    token: BearerDep,
+    metrics: MetricsDep,
+    _: RateLimitDep,
+) -> HeartbeatResponse:
+    await obt.commands.authenticate_client(client_id, token)
+    ack = await obt.commands.heartbeat(
+        RecordHeartbeat(
+            client_id=client_id,
+            seq=body.seq,
+            session_id=body.session_id,
+            sent_at=body.sent_at,
+            ollama=body.ollama.model_dump(),
+            models_digest=body.models_digest,
+            correlation_id=_request_id(request),
+        )
+    )
+    metrics.heartbeats.inc()
+    return HeartbeatResponse(
+        status=ack.status.value,
+        models_wanted=ack.models_wanted,
+        next_in_s=obt.settings.heartbeat_interval_s,
+        server_time=obt.clock.now(),
+    )
+
+
+@router.put(
+    "/{client_id}/models",
+    response_model=ModelsResponse,
+    responses=ERRORS,
+    summary="Report the installed (/api/tags) and loaded (/api/ps) models",
+)
+async def report_models(
+    client_id: ClientIdPath,
+    body: ModelsRequest,
+    request: Request,
+    obt: OBTDep,
+    token: BearerDep,
+    _: RateLimitDep,
+) -> ModelsResponse:
+    await obt.commands.authenticate_client(client_id, token)
+    _unique([m.name for m in body.models], "models")
+    _unique([m.name for m in body.loaded], "loaded")
+    installed = [
+        InstalledModel(
+            name=m.name,
+            digest=m.digest,
+            size=m.size,
+            family=m.details.family,
+            parameter_size=m.details.parameter_size,
+            quantization=m.details.quantization_level,
+            modified_at=m.modified_at,
+        )
+        for m in body.models
+    ]
+    loaded = [
+        LoadedModel(
+            name=m.name,
+            digest=m.digest,
+            size=m.size,
+            size_vram=m.size_vram,
+            expires_at=m.expires_at,
+            context_length=m.context_length,
+        )
+        for m in body.loaded
+    ]
+    report = await obt.commands.report_models(
+        ReportModels(
+            client_id=client_id,
+            installed=installed,
+            loaded=loaded,
+            correlation_id=_request_id(request),
+        )
+    )
+    return ModelsResponse(
+        added=report.added,
+        removed=report.removed,
+        changed=report.changed,
+        loaded=report.loaded,
+        unloaded=report.unloaded,
+    )
+
+
+@router.post(
+    "/{client_id}/deregister",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ERRORS,
+    summary="Deregister on a clean agent stop",
+)
+async def deregister(
+    client_id: ClientIdPath, request: Request, obt: OBTDep, token: BearerDep, _: RateLimitDep
+) -> Response:
+    await obt.commands.authenticate_client(client_id, token)
+    await obt.commands.deregister(
+        DeregisterClient(client_id=client_id, correlation_id=_request_id(request))
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _unique(names: list[str], field: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ApiError(422, "validation_error", f"{field}: model {name!r} is listed twice")
+        seen.add(name)

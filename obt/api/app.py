@@ -1,0 +1,79 @@
+"""The FastAPI application: routers, error mapping, middleware, dashboard; built by create_app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from obt import __version__
+from obt.api import agents, audit, reads, system
+from obt.api.errors import install_error_handlers
+from obt.api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
+from obt.api.ratelimit import RateLimiter
+from obt.api.static import default_dashboard_dir, mount_dashboard
+from obt.bootstrap import OBT, bootstrap
+from obt.metrics import Metrics
+from obt.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """A live, auditable registry of the machines that run Ollama.
+
+Agents authenticate with `Authorization: Bearer <token>`: the enrollment token to register,
+then the client secret issued at first registration. Admin actions take the admin token.
+Errors are JSON `{"code": ..., "detail": ...}`."""
+
+
+def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True) -> FastAPI:
+    """Build the app; without `obt`, the lifespan bootstraps (and later stops) one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = obt is None
+        instance = obt or await bootstrap(settings)
+        app.state.obt = instance
+        if owned and start:
+            await instance.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await instance.stop()
+
+    app = FastAPI(
+        title="OBT",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
+    if obt is not None:
+        app.state.obt = obt
+    install_error_handlers(app)
+
+    v1 = APIRouter(prefix="/api/v1")
+    v1.include_router(agents.router)
+    v1.include_router(reads.router)
+    v1.include_router(audit.router)
+    v1.include_router(system.router)
+    app.include_router(v1)
+    app.include_router(system.root_router)
+    mount_dashboard(app, settings.dashboard_dir or default_dashboard_dir())
+
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,132 @@
+"""Audit endpoints: the event log paged by position, NDJSON export, state as of a moment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from obt.api.deps import ClientIdPath, OBTDep
+from obt.api.schemas import AwareDatetime, ClientStateAt, ErrorResponse, EventPage, FleetStateAt
+from obt.projections.replay import client_state, fleet_state
+from obt.store.ports import EventLog, RecordedEvent
+
+router = APIRouter(tags=["audit"])
+
+REDACTED = frozenset({"secret_sha256"})  # credentials never leave the server, even hashed
+EXPORT_CHUNK = 2000
+
+
+def event_out(e: RecordedEvent) -> dict[str, Any]:
+    return {
+        "position": e.position,
+        "id": e.id,
+        "stream": e.stream,
+        "version": e.version,
+        "type": e.type,
+        "schema_version": e.schema_version,
+        "data": {k: v for k, v in e.data.items() if k not in REDACTED},
+        "metadata": e.metadata,
+        "recorded_at": e.recorded_at.isoformat(),
+    }
+
+
+def _types(type_: list[str] | None) -> list[str] | None:
+    if not type_:
+        return None
+    names = [t.strip() for value in type_ for t in value.split(",") if t.strip()]
+    return names or None
+
+
+Stream = Annotated[str | None, Query(max_length=200, description="e.g. client-<id> or system")]
+Types = Annotated[
+    list[str] | None, Query(alias="type", description="event type(s); repeat or comma-separate")
+]
+After = Annotated[int, Query(ge=0, le=2**62, description="exclusive position to start after")]
+
+
+@router.get("/events", response_model=EventPage, summary="The event log, paged by position")
+async def list_events(
+    obt: OBTDep,
+    stream: Stream = None,
+    type_: Types = None,
+    after: After = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: AwareDatetime | None = None,
+) -> dict[str, Any]:
+    events = await obt.store.read_all(
+        after=after,
+        limit=limit + 1,
+        types=_types(type_),
+        stream=stream,
+        recorded_from=from_,
+        recorded_to=to,
+    )
+    more = len(events) > limit
+    events = events[:limit]
+    return {
+        "items": [event_out(e) for e in events],
+        "next_after": events[-1].position if more and events else None,
+    }
+
+
+@router.get(
+    "/events/export",
+    summary="The event log as NDJSON, one event a line",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+async def export_events(
+    obt: OBTDep, stream: Stream = None, type_: Types = None, after: After = 0
+) -> StreamingResponse:
+    head = await obt.store.head()
+    return StreamingResponse(
+        ndjson(obt.store, after=after, until=head, types=_types(type_), stream=stream),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="obt-events.ndjson"'},
+    )
+
+
+async def ndjson(
+    log: EventLog,
+    *,
+    after: int = 0,
+    until: int | None = None,
+    types: list[str] | None = None,
+    stream: str | None = None,
+) -> AsyncIterator[bytes]:
+    while True:
+        events = await log.read_all(
+            after=after, limit=EXPORT_CHUNK, until=until, types=types, stream=stream
+        )
+        if not events:
+            return
+        yield b"".join(orjson.dumps(event_out(e)) + b"\n" for e in events)
+        after = events[-1].position
+
+
+@router.get(
+    "/clients/{client_id}/state",
+    response_model=ClientStateAt,
+    responses={422: {"model": ErrorResponse}},
+    summary="A client's state as of a moment, replayed from the log",
+)
+async def client_state_at(
+    client_id: ClientIdPath, at: AwareDatetime, obt: OBTDep
+) -> dict[str, Any]:
+    position, client = await client_state(obt.store, client_id, at)
+    return {"at": at, "position": position, "client": client}
+
+
+@router.get(
+    "/fleet/state",
+    response_model=FleetStateAt,
+    summary="Every client's state as of a moment, replayed from the log",
+)
+async def fleet_state_at(at: AwareDatetime, obt: OBTDep) -> dict[str, Any]:
+    position, clients = await fleet_state(obt.store, at)
+    return {"at": at, "position": position, "clients": clients}

@@ -1,0 +1,147 @@
+"""Health, server info, live updates (Server-Sent Events) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from obt import __version__
+from obt.api.deps import MetricsDep, OBTDep
+from obt.bootstrap import OBT
+from obt.errors import StoreError
+from obt.live import LiveMessage
+
+router = APIRouter(tags=["system"])
+root_router = APIRouter(tags=["system"])
+
+PING_S = 15
+
+
+async def health_report(obt: OBT) -> tuple[int, dict[str, Any]]:
+    store: dict[str, Any] = {"backend": obt.store.backend, "reachable": False}
+    try:
+        store["latency_ms"] = round(await obt.store.ping(), 3)
+        head = await obt.store.head()
+        store.update(reachable=True, head=head, error=None)
+    except StoreError as exc:
+        store.update(latency_ms=None, head=None, error=str(exc))
+        head = None
+    projections = [
+        {
+            "name": name,
+            "position": position,
+            "lag": (head - position) if head is not None else None,
+            "error": obt.runner.errors.get(name),
+        }
+        for name, position in obt.runner.positions.items()
+    ]
+    grace_until = None
+    if obt.lifecycle.started_at is not None:
+        grace_until = obt.lifecycle.started_at + timedelta(seconds=obt.settings.heartbeat_timeout_s)
+    scheduler = {**obt.scheduler.describe(), "grace_until": grace_until}
+    if not store["reachable"]:
+        overall = "down"
+    elif any(p["error"] for p in projections) or not obt.scheduler.running:
+        overall = "degraded"
+    else:
+        overall = "ok"
+    body = {
+        "status": overall,
+        "version": __version__,
+        "server_time": obt.clock.now(),
+        "store": store,
+        "projections": projections,
+        "scheduler": scheduler,
+        "live_subscribers": obt.live.subscriber_count,
+    }
+    return (503 if overall == "down" else 200), body
+
+
+@router.get("/health", summary="Store reachability, projection lag, scheduler state")
+async def health(obt: OBTDep) -> JSONResponse:
+    code, body = await health_report(obt)
+    headers = {"Retry-After": "5"} if code == 503 else None
+    return JSONResponse(orjson.loads(orjson.dumps(body)), status_code=code, headers=headers)
+
+
+@router.get("/info", summary="What the dashboard needs to tell a new user how to connect")
+async def info(obt: OBTDep) -> dict[str, Any]:
+    settings = obt.settings
+    token_hint = (
+        "set by the OBT_ENROLLMENT_TOKEN environment variable of the server"
+        if settings.enrollment_token
+        else f"in the file {settings.enrollment_token_path.resolve()} on the server"
+    )
+    return {
+        "version": __version__,
+        "server_time": obt.clock.now(),
+        "heartbeat_interval_s": settings.heartbeat_interval_s,
+        "timeout_s": settings.heartbeat_timeout_s,
+        "store": obt.store.backend,
+        "enrollment_token_hint": token_hint,
+        "agent_command": (
+            "OBT_SERVER_URL=http://<this-server>:"
+            f"{settings.port} OBT_ENROLLMENT_TOKEN=<token> obt-agent"
+        ),
+    }
+
+
+@router.get(
+    "/live",
+    summary="Server-Sent Events of read-model changes (client, model, timeline)",
+    response_class=EventSourceResponse,
+)
+async def live(
+    request: Request,
+    obt: OBTDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    sub, backlog = obt.live.subscribe(resume)
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        try:
+            yield ServerSentEvent(comment="connected")
+            for message in backlog:
+                yield _sse(message)
+            while not await request.is_disconnected():
+                if sub.overflowed:
+                    yield ServerSentEvent(event="reset", data="{}")
+                    return
+                try:
+                    message = await asyncio.wait_for(sub.queue.get(), timeout=1.0)
+                except TimeoutError:
+                    continue
+                yield _sse(message)
+        finally:
+            obt.live.unsubscribe(sub)
+
+    return EventSourceResponse(stream(), ping=PING_S, headers={"Cache-Control": "no-store"})
+
+
+def _sse(message: LiveMessage) -> ServerSentEvent:
+    return ServerSentEvent(
+        id=str(message.id), event=message.event, data=orjson.dumps(message.data).decode()
+    )
+
+
+@root_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(obt: OBTDep, m: MetricsDep) -> Response:
+    head = None
+    try:
+        head = await obt.store.head()
+        clients = await obt.read_models.clients(obt.clock.now())
+    except StoreError:
+        clients = []
+    lags = {
+        name: (head - pos if head is not None else 0) for name, pos in obt.runner.positions.items()
+    }
+    m.set_snapshot(lags, (c["status"] for c in clients))
+    return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,151 @@
+"""Wiring: the one place that builds OBT's parts, used by the app's lifespan, the CLI and tests.
+
+Nothing here runs at import time; `bootstrap()` builds, `OBT.start()` starts the background
+work (server-started event, projections, timeout scheduler), `OBT.stop()` undoes it in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from obt.commands.handlers import ClientCommands, Clock
+from obt.commands.lifecycle import ServerLifecycle
+from obt.commands.repository import ClientRepository
+from obt.domain.events import LATEST_SCHEMA_VERSIONS
+from obt.domain.liveness import LivenessPolicy
+from obt.domain.upcasters import UPCASTERS
+from obt.errors import OBTError
+from obt.live import LiveHub
+from obt.projections.queries import ReadModels
+from obt.projections.runner import ProjectionRunner
+from obt.scheduler import TimeoutScheduler
+from obt.settings import Settings, ensure_token
+from obt.store.codec import EventCodec
+from obt.store.ports import Store
+
+log = logging.getLogger(__name__)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def make_codec() -> EventCodec:
+    return EventCodec(upcasters=UPCASTERS, latest_versions=LATEST_SCHEMA_VERSIONS)
+
+
+def make_store(settings: Settings, codec: EventCodec) -> Store:
+    if settings.store == "mongodb":
+        from obt.store.mongodb import MongoStore  # only needed, and importable, on demand
+
+        assert settings.mongodb_uri is not None
+        return MongoStore(settings.mongodb_uri, settings.mongodb_db, codec)
+    from obt.store.sqlite import SQLiteStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SQLiteStore(settings.sqlite_path, codec)
+
+
+@dataclass
+class OBT:
+    settings: Settings
+    store: Store
+    clock: Clock
+    repo: ClientRepository
+    commands: ClientCommands
+    runner: ProjectionRunner
+    read_models: ReadModels
+    lifecycle: ServerLifecycle
+    scheduler: TimeoutScheduler
+    live: LiveHub
+    enrollment_token: str
+    admin_token: str
+    enrollment_token_created: bool = False
+    admin_token_created: bool = False
+    started: bool = False
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def start(self, *, scheduler: bool = True) -> None:
+        """Record the start, bring projections and the aggregate cache up to date, run."""
+        await self.lifecycle.record_start(self.clock.now())
+        await self.runner.start()
+        caught_up = await self.runner.catch_up()
+        clients = await self.repo.warm()
+        log.info("projections caught up (%d events), %d clients loaded", caught_up, clients)
+        self._tasks.append(asyncio.create_task(self.runner.run(self._stop), name="projections"))
+        self.live.start()
+        if scheduler:
+            self.scheduler.start(self.clock.now())
+        self.started = True
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        self.scheduler.shutdown()
+        if self.started:
+            try:
+                await self.lifecycle.record_stop(self.clock.now(), reason)
+            except OBTError as exc:
+                log.warning("could not record the server stop: %s", exc)
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, OBTError):
+                await asyncio.wait_for(task, timeout=5)
+        self._tasks.clear()
+        await self.live.stop()
+        await self.store.close()
+        self.started = False
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+) -> OBT:
+    """Build every part and open the store (which checks it is usable); start nothing yet."""
+    codec = make_codec()
+    store = store or make_store(settings, codec)
+    await store.open()
+    clock = clock or SystemClock()
+    enrollment, enrollment_created = ensure_token(
+        settings.enrollment_token_path, settings.enrollment_token
+    )
+    admin, admin_created = ensure_token(settings.admin_token_path, settings.admin_token)
+    policy = LivenessPolicy(settings.heartbeat_interval_s, settings.heartbeat_timeout_s)
+    repo = ClientRepository(store)
+    lifecycle = ServerLifecycle(store)
+    commands = ClientCommands(
+        repo,
+        clock,
+        policy,
+        enrollment_token=enrollment,
+        server_started_at=lambda: lifecycle.started_at,
+        server_id=lifecycle.server_id,
+    )
+    runner = ProjectionRunner(store)
+    read_models = ReadModels(store)
+    live = LiveHub(read_models, clock)
+    runner.subscribe(live.publish)
+    scheduler = TimeoutScheduler(commands.detect_timeouts, settings.scheduler_tick_s)
+    return OBT(
+        settings=settings,
+        store=store,
+        clock=clock,
+        repo=repo,
+        commands=commands,
+        runner=runner,
+        read_models=read_models,
+        lifecycle=lifecycle,
+        scheduler=scheduler,
+        live=live,
+        enrollment_token=enrollment,
+        admin_token=admin,
+        enrollment_token_created=enrollment_created,
+        admin_token_created=admin_created,
+    )

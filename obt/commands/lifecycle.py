@@ -1,0 +1,64 @@
+"""The server's own events on the `system` stream: started and stopped.
+
+They let read models tell a server outage (*unknown*) from a client outage (*down*).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from obt import __version__
+from obt.domain.events import SYSTEM_STREAM, ServerStarted, ServerStopped
+from obt.store.ports import ANY, EventLog, NewEvent, RecordedEvent
+
+
+class ServerLifecycle:
+    def __init__(self, log: EventLog, server_id: str | None = None) -> None:
+        self._log = log
+        self.server_id = server_id or uuid.uuid4().hex[:12]
+        self.started_at: datetime | None = None
+
+    async def record_start(self, now: datetime) -> ServerStarted:
+        previous = "first"
+        unknown_since = None
+        last = await self._last_system_event()
+        if last is not None and last.type == "ServerStopped":
+            previous = "clean"
+        elif last is not None:
+            # The last run ended without a ServerStopped: it died. Nothing watched from its
+            # last recorded event on.
+            previous = "unclean"
+            head = await self._log.head()
+            tail = await self._log.read_all(after=max(head - 1, 0), limit=1)
+            unknown_since = tail[0].recorded_at if tail else None
+        event = ServerStarted(
+            server_id=self.server_id,
+            version=__version__,
+            started_at=now,
+            unknown_since=unknown_since,
+            previous_shutdown=previous,
+        )
+        await self._append(event, now)
+        self.started_at = now
+        return event
+
+    async def record_stop(self, now: datetime, reason: str = "shutdown") -> None:
+        await self._append(
+            ServerStopped(server_id=self.server_id, stopped_at=now, reason=reason), now
+        )
+
+    async def _last_system_event(self) -> RecordedEvent | None:
+        version = await self._log.stream_version(SYSTEM_STREAM)
+        if version == 0:
+            return None
+        events = await self._log.read_stream(SYSTEM_STREAM, after_version=version - 1, limit=1)
+        return events[0] if events else None
+
+    async def _append(self, event: ServerStarted | ServerStopped, now: datetime) -> None:
+        await self._log.append(
+            SYSTEM_STREAM,
+            [NewEvent(id=str(uuid.uuid4()), type=event.type_name(), data=event.to_data())],
+            expected_version=ANY,
+            recorded_at=now,
+        )

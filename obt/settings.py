@@ -1,0 +1,108 @@
+"""Server settings from the environment (and a `.env` file where present), checked at start."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from obt.errors import SettingsError
+
+PLACEHOLDERS = {"changeme", "change-me", "secret", "token", "xxx", "<token>", "replace-me"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OBT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8881, ge=1, le=65535)
+    store: Literal["sqlite", "mongodb"] = "sqlite"
+    data_dir: Path = Path("./data")
+    mongodb_uri: str | None = None
+    mongodb_db: str = Field("obt", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    enrollment_token: str | None = None
+    admin_token: str | None = None
+    heartbeat_interval_s: float = Field(10.0, gt=0, le=3600)
+    heartbeat_timeout_s: float = Field(30.0, gt=0, le=86400)
+    cors_origins: str = ""
+    log_level: Literal["debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"] = (
+        "info"
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    rate_limit_per_min: int = Field(120, ge=1)  # per client id, agent endpoints
+    scheduler_tick_s: float = Field(1.0, gt=0, le=60)
+    dashboard_dir: Path | None = None
+
+    @field_validator("enrollment_token", "admin_token")
+    @classmethod
+    def _no_placeholder(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.strip().lower() in PLACEHOLDERS or len(value) < 16:
+            raise ValueError("use a random value of at least 16 characters (not a placeholder)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            raise ValueError("OBT_HEARTBEAT_TIMEOUT_S must be longer than OBT_HEARTBEAT_INTERVAL_S")
+        if self.store == "mongodb" and not self.mongodb_uri:
+            raise ValueError(
+                "OBT_MONGODB_URI is required when OBT_STORE=mongodb "
+                "(e.g. mongodb://localhost:27017/?replicaSet=rs0)"
+            )
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "obt.sqlite3"
+
+    @property
+    def enrollment_token_path(self) -> Path:
+        return self.data_dir / "enrollment-token"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = [str(part) for part in err["loc"] if part != "__root__"]
+            name = f"OBT_{loc[0].upper()}" if loc else "settings"
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def ensure_token(path: Path, configured: str | None) -> tuple[str, bool]:
+    """The configured token, or one generated once into `path` (owner-only); (token, created)."""
+    if configured:
+        return configured, False
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        if len(token) >= 16:
+            return token, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(token + "\n", encoding="utf-8")
+    return token, True
