@@ -104,13 +104,13 @@ async def _server_findings(
     saved = state.load_credentials(client_id, settings.server_url) if client_id else None
     try:
         if saved is not None:
-            await server.check_credential(
-                f"/api/v1/agents/{client_id}/heartbeats", saved.client_secret
-            )
-            findings.append(Finding("auth", True, "saved client secret accepted"))
+            path = f"/api/v1/agents/{client_id}/heartbeats"
+            status = await server.check_credential(path, saved.client_secret)
+            findings.append(Finding("auth", True, "saved client secret " + _verdict(status)))
         elif settings.enrollment_token:
-            await server.check_credential("/api/v1/agents/register", settings.enrollment_token)
-            findings.append(Finding("auth", True, "enrollment token accepted"))
+            path = "/api/v1/agents/register"
+            status = await server.check_credential(path, settings.enrollment_token)
+            findings.append(Finding("auth", True, "enrollment token " + _verdict(status)))
         else:
             findings.append(
                 Finding(
@@ -130,6 +130,14 @@ async def _server_findings(
     except ServerError as exc:
         findings.append(Finding("auth", False, f"could not check: {exc}", "run doctor again"))
     return findings
+
+
+def _verdict(status: int) -> str:
+    # A server that validates the body before the credential answers 422 to any token, so
+    # only a 401/403 is conclusive; say so rather than claim the credential works.
+    if status < 400:
+        return "accepted"
+    return f"not refused (HTTP {status}; the server may check the body first: unconfirmed)"
 
 
 def render(findings: list[Finding]) -> str:

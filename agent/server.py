@@ -83,8 +83,8 @@ class ObtClient:
         return doc if isinstance(doc, dict) else {}
 
     async def check_credential(self, path: str, token: str) -> int:
-        """POST an empty body: the server refuses a bad credential (401/403) before it validates
-        the body (422), so nothing is recorded. Returns the status; raises on 401/403."""
+        """POST an empty body, so nothing is recorded. Raises on 401/403/404; otherwise returns
+        the status, which proves little when the server validates the body (422) first."""
         try:
             status, _ = await self._send("POST", path, token, {})
         except ServerRejected as exc:
