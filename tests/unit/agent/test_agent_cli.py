@@ -112,7 +112,7 @@ async def test_doctor_all_good(
     assert "/usr/local/bin/ollama" in out
     assert "2 installed" in out
     assert "llama3.2:3b" in out
-    assert "enrollment token accepted" in out
+    assert "enrollment token not refused (HTTP 422" in out
     assert "Verdict: all good" in out
     assert fake_obt.registrations == []
     assert not (tmp_path / "state").exists()
