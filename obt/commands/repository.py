@@ -57,13 +57,26 @@ class ClientRepository:
 
     async def warm(self) -> int:
         """Load every client's state at start-up (snapshots, then the events after them)."""
+        snapshots_at = await self._store.checkpoint(SNAPSHOT_COLLECTION)
         docs = await self._store.find(SNAPSHOT_COLLECTION)
         for doc in docs:
             state = ClientState.from_snapshot(doc["state"])
             self._remember(state)
         for state in list(self._cache.values()):
             await self._catch_up(state)
-        return len(self._cache)
+        # Clients registered after the last snapshot batch have no snapshot yet.
+        after = snapshots_at
+        while True:
+            newer = await self._store.read_all(
+                after=after, types=["ClientRegistered"], limit=1000
+            )
+            for recorded in newer:
+                cid = recorded.data.get("client_id")
+                if isinstance(cid, str) and cid not in self._cache:
+                    await self.load(cid)
+            if len(newer) < 1000:
+                return len(self._cache)
+            after = newer[-1].position
 
     async def load(self, client_id: str) -> ClientState:
         state = self._cache.get(client_id)

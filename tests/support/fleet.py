@@ -1,0 +1,148 @@
+"""Drives the application layer like a fleet of agents would, against any Store, on a fake clock.
+
+Used by projection tests and the property test: no HTTP, real handlers, real projectors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from obt.commands.handlers import ClientCommands
+from obt.commands.lifecycle import ServerLifecycle
+from obt.commands.messages import (
+    DecommissionClient,
+    DeregisterClient,
+    RecordHeartbeat,
+    RegisterClient,
+    ReportModels,
+)
+from obt.commands.repository import ClientRepository
+from obt.domain.client import InstalledModel, LoadedModel
+from obt.domain.liveness import LivenessPolicy
+from obt.projections.runner import ProjectionRunner, default_projectors
+from obt.store.codec import dumps
+from obt.store.ports import Store
+from tests.support.clock import FakeClock
+
+ENROLLMENT = "enrollment-token-for-tests-0123456789"
+ALL_COLLECTIONS = tuple(c for p in default_projectors() for c in p.collections)
+
+
+@dataclass
+class Agent:
+    client_id: str
+    session: str = field(default_factory=lambda: str(uuid.uuid4()))
+    seq: int = 0
+
+
+class Fleet:
+    def __init__(self, store: Store, clock: FakeClock | None = None) -> None:
+        self.store = store
+        self.clock = clock or FakeClock()
+        self.policy = LivenessPolicy(10, 30)
+        self.repo = ClientRepository(store)
+        self.lifecycle = ServerLifecycle(store, server_id="test")
+        self.commands = ClientCommands(
+            self.repo,
+            self.clock,
+            self.policy,
+            enrollment_token=ENROLLMENT,
+            server_started_at=lambda: self.lifecycle.started_at,
+            server_id="test",
+        )
+        self.runner = ProjectionRunner(store, batch_size=50)
+        self.agents: dict[str, Agent] = {}
+
+    async def start(self) -> None:
+        await self.lifecycle.record_start(self.clock.now())
+        await self.runner.start()
+
+    async def register(
+        self, cid: str, *, reachable: bool = True, new_session: bool = False
+    ) -> None:
+        agent = self.agents.get(cid)
+        if agent is None or new_session:
+            agent = self.agents[cid] = Agent(cid)
+        await self.commands.register(
+            RegisterClient(
+                client_id=cid,
+                hostname=f"host-{cid}",
+                platform={"system": "Linux", "release": "6.1", "machine": "x86_64"},
+                agent_version="0.1.0",
+                labels={"rack": cid[-1]},
+                ollama={
+                    "installed": True,
+                    "version": "0.5.1",
+                    "base_url": "",
+                    "reachable": reachable,
+                },
+                session_id=agent.session,
+                credential=ENROLLMENT,
+            )
+        )
+
+    async def heartbeat(self, cid: str, *, reachable: bool = True) -> None:
+        agent = self.agents[cid]
+        agent.seq += 1
+        await self.commands.heartbeat(
+            RecordHeartbeat(
+                client_id=cid,
+                seq=agent.seq,
+                session_id=agent.session,
+                sent_at=self.clock.now(),
+                ollama={
+                    "reachable": reachable,
+                    "version": "0.5.1",
+                    "latency_ms": 2.0,
+                    "error": None if reachable else "connection refused",
+                },
+                models_digest=None,
+            )
+        )
+
+    async def models(
+        self, cid: str, names: dict[str, str], loaded: dict[str, int] | None = None
+    ) -> None:
+        await self.commands.report_models(
+            ReportModels(
+                client_id=cid,
+                installed=[
+                    InstalledModel(name=n, digest=d, size=1000 + len(n)) for n, d in names.items()
+                ],
+                loaded=[
+                    LoadedModel(name=n, digest=names.get(n), size=1000, size_vram=v)
+                    for n, v in (loaded or {}).items()
+                ],
+            )
+        )
+
+    async def deregister(self, cid: str) -> None:
+        await self.commands.deregister(DeregisterClient(client_id=cid))
+
+    async def decommission(self, cid: str) -> None:
+        await self.commands.decommission(DecommissionClient(client_id=cid))
+
+    async def sweep(self) -> list[str]:
+        return await self.commands.detect_timeouts()
+
+    async def restart_server(self, *, clean: bool, down_for_s: float) -> None:
+        """Stop (cleanly or not), stay down, start again with fresh in-memory state."""
+        if clean:
+            await self.lifecycle.record_stop(self.clock.now())
+        self.clock.advance(down_for_s)
+        fresh = Fleet(self.store, self.clock)
+        fresh.agents = self.agents
+        self.__dict__.update(fresh.__dict__)
+        await self.start()
+        await self.repo.warm()
+
+    async def project(self) -> None:
+        await self.runner.catch_up()
+
+    async def dump(self) -> dict[str, list[str]]:
+        """Every read-model document, canonically serialised and sorted, by collection."""
+        return {
+            collection: sorted(dumps(doc) for doc in await self.store.find(collection))
+            for collection in ALL_COLLECTIONS
+        }
