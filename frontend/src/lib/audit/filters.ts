@@ -27,6 +27,8 @@ export interface AuditFilters {
   /** ISO-8601 bounds on recorded_at, or empty. */
   from: string;
   to: string;
+  /** Leave out HeartbeatReceived (every agent sends one every 10 s) unless types are chosen. */
+  hideHeartbeats: boolean;
   /** Position cursor: list events after this one. */
   after: number | null;
 }
@@ -41,6 +43,7 @@ export function filtersFromParams(params: URLSearchParams): AuditFilters {
     types: (params.get('type') ?? '').split(',').filter(Boolean),
     from: params.get('from') ?? '',
     to: params.get('to') ?? '',
+    hideHeartbeats: params.get('heartbeats') === 'hide',
     after: params.has('after') && Number.isInteger(after) && after > 0 ? after : null
   };
 }
@@ -51,14 +54,21 @@ export function filtersToParams(filters: AuditFilters): URLSearchParams {
   if (filters.types.length) params.set('type', filters.types.join(','));
   if (filters.from) params.set('from', filters.from);
   if (filters.to) params.set('to', filters.to);
+  if (filters.hideHeartbeats) params.set('heartbeats', 'hide');
   if (filters.after !== null) params.set('after', String(filters.after));
   return params;
+}
+
+/** The types to ask for: the chosen ones, else everything but heartbeats when hidden, else all. */
+export function typesFor(filters: AuditFilters): string[] {
+  if (filters.types.length > 0) return filters.types;
+  return filters.hideHeartbeats ? EVENT_TYPES.filter((t) => t !== 'HeartbeatReceived') : [];
 }
 
 export function toEventQuery(filters: AuditFilters, limit: number): EventQuery {
   return {
     stream: streamFor(filters.client),
-    types: filters.types,
+    types: typesFor(filters),
     from: filters.from || null,
     to: filters.to || null,
     after: filters.after,
