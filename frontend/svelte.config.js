@@ -6,7 +6,12 @@ const config = {
   preprocess: vitePreprocess(),
   kit: {
     // The Python server serves the built single-page app from the obt package.
-    adapter: adapter({ pages: '../obt/static', assets: '../obt/static', fallback: 'index.html', strict: false })
+    adapter: adapter({
+      pages: '../obt/static',
+      assets: '../obt/static',
+      fallback: 'index.html',
+      strict: false
+    })
   }
 };
 

@@ -31,7 +31,9 @@ function closure(files) {
     if (seen.has(file) || !existsSync(file)) continue;
     seen.add(file);
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/(?:^|[;\s}])(?:import|export)\s*(?:[\w*{}\s,$]+from\s*)?["']([^"']+\.js)["']/g)) {
+    for (const m of text.matchAll(
+      /(?:^|[;\s}])(?:import|export)\s*(?:[\w*{}\s,$]+from\s*)?["']([^"']+\.js)["']/g
+    )) {
       queue.push(toFile(m[1], file));
     }
   }
@@ -49,7 +51,8 @@ const names = new Map();
 if (existsSync(manifestPath)) {
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
   for (const [source, chunk] of Object.entries(manifest)) {
-    if (chunk.file?.includes('nodes/')) names.set(join(root, chunk.file), source.replace(/^.*src\/routes/, '') || source);
+    if (chunk.file?.includes('nodes/'))
+      names.set(join(root, chunk.file), source.replace(/^.*src\/routes/, '') || source);
   }
 }
 
@@ -57,7 +60,8 @@ const total = (files) => [...files].reduce((sum, file) => sum + sizeOf(file), 0)
 const kb = (bytes) => `${(bytes / 1024).toFixed(1).padStart(7)} KB`;
 
 console.log('Shell (index.html and its static imports):');
-for (const file of [...shell].sort((a, b) => sizeOf(b) - sizeOf(a))) console.log(`  ${kb(sizeOf(file))}  ${relative(root, file)}`);
+for (const file of [...shell].sort((a, b) => sizeOf(b) - sizeOf(a)))
+  console.log(`  ${kb(sizeOf(file))}  ${relative(root, file)}`);
 console.log(`  ${kb(total(shell))}  shell total`);
 
 const nodesDir = join(root, '_app/immutable/nodes');

@@ -66,7 +66,8 @@ async function errorFromResponse(response: Response, path: string): Promise<ApiE
     const parsed = errorBodySchema.safeParse(await response.json());
     if (parsed.success) {
       code = parsed.data.code;
-      detail = typeof parsed.data.detail === 'string' ? parsed.data.detail : JSON.stringify(parsed.data.detail);
+      detail =
+        typeof parsed.data.detail === 'string' ? parsed.data.detail : JSON.stringify(parsed.data.detail);
     }
   } catch {
     // Not JSON (a proxy page, an empty body): keep the status text.

@@ -68,7 +68,8 @@ export function compareVersions(a: string | null, b: string | null): number {
     const y = pb[i] ?? '';
     const nx = Number(x);
     const ny = Number(y);
-    const diff = !Number.isNaN(nx) && !Number.isNaN(ny) && x !== '' && y !== '' ? nx - ny : x.localeCompare(y);
+    const diff =
+      !Number.isNaN(nx) && !Number.isNaN(ny) && x !== '' && y !== '' ? nx - ny : x.localeCompare(y);
     if (diff !== 0) return diff;
   }
   return 0;
@@ -94,7 +95,10 @@ export function applyQuery(clients: readonly ClientSummary[], query: TableQuery)
   const sign = query.direction === 'asc' ? 1 : -1;
   return clients
     .filter((client) => matches(client, query))
-    .sort((a, b) => sign * compare(a, b) || a.hostname.localeCompare(b.hostname) || a.client_id.localeCompare(b.client_id));
+    .sort(
+      (a, b) =>
+        sign * compare(a, b) || a.hostname.localeCompare(b.hostname) || a.client_id.localeCompare(b.client_id)
+    );
 }
 
 export function countByStatus(clients: readonly ClientSummary[]): Record<Status, number> {

@@ -159,4 +159,3 @@ export class LiveConnection {
     this.setRetry(null);
   }
 }
-

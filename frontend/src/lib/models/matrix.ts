@@ -58,7 +58,8 @@ export function buildMatrix(models: readonly ModelAvailability[], filter: Matrix
     const cells = new Map<string, MatrixCell>();
     for (const host of model.hosts) {
       cells.set(host.client_id, { host, drifted: model.drift && host.digest !== majority });
-      if (!hosts.has(host.client_id)) hosts.set(host.client_id, { client_id: host.client_id, hostname: host.hostname });
+      if (!hosts.has(host.client_id))
+        hosts.set(host.client_id, { client_id: host.client_id, hostname: host.hostname });
     }
     rows.push({ model, majorityDigest: majority, cells });
   }

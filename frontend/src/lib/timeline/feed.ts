@@ -17,8 +17,16 @@ export interface TimelineFeed extends Readable<FeedState> {
   add(entry: TimelineEntry): void;
 }
 
-export function createTimelineFeed(fetchPage: (before: number | null) => Promise<TimelinePage>): TimelineFeed {
-  const initial: FeedState = { phase: 'loading', entries: [], nextBefore: null, loadingMore: false, error: null };
+export function createTimelineFeed(
+  fetchPage: (before: number | null) => Promise<TimelinePage>
+): TimelineFeed {
+  const initial: FeedState = {
+    phase: 'loading',
+    entries: [],
+    nextBefore: null,
+    loadingMore: false,
+    error: null
+  };
   const store = writable<FeedState>(initial);
   let state = initial;
   const set = (next: FeedState) => {
@@ -44,7 +52,13 @@ export function createTimelineFeed(fetchPage: (before: number | null) => Promise
         // Keep live entries that arrived meanwhile and are newer than the page.
         const head = page.items[0]?.position ?? 0;
         const newer = state.entries.filter((e) => e.position > head);
-        set({ phase: 'ready', entries: merge(newer, page.items), nextBefore: page.next_before, loadingMore: false, error: null });
+        set({
+          phase: 'ready',
+          entries: merge(newer, page.items),
+          nextBefore: page.next_before,
+          loadingMore: false,
+          error: null
+        });
       } catch (error) {
         if (mine === ticket) set({ ...state, phase: 'error', error });
       }
@@ -56,7 +70,12 @@ export function createTimelineFeed(fetchPage: (before: number | null) => Promise
       try {
         const page = await fetchPage(state.nextBefore);
         if (mine !== ticket) return;
-        set({ ...state, entries: merge(state.entries, page.items), nextBefore: page.next_before, loadingMore: false });
+        set({
+          ...state,
+          entries: merge(state.entries, page.items),
+          nextBefore: page.next_before,
+          loadingMore: false
+        });
       } catch (error) {
         set({ ...state, loadingMore: false, error });
       }

@@ -67,7 +67,12 @@ export function overallAvailability(buckets: readonly UptimeBucket[]): number | 
   return known > 0 ? up / known : null;
 }
 
-const CATEGORY_NAMES: Record<Category, string> = { up: 'Up', degraded: 'Degraded', down: 'Down', unknown: 'Unknown' };
+const CATEGORY_NAMES: Record<Category, string> = {
+  up: 'Up',
+  degraded: 'Degraded',
+  down: 'Down',
+  unknown: 'Unknown'
+};
 
 /** The categories present in a bar with their durations, e.g. [{ name: 'Up', duration: '23 h 10 min' }]. */
 export function breakdown(bar: Bar): { category: Category; name: string; duration: string }[] {
