@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from obt.api.deps import BearerDep, ClientIdPath, MetricsDep, OBTDep, RateLimitDep
 from obt.api.errors import ApiError
@@ -29,6 +30,15 @@ ERRORS: dict[int | str, dict[str, object]] = {
 
 def _request_id(request: Request) -> str:
     return request.headers.get("x-request-id") or uuid.uuid4().hex
+
+
+async def authenticated_client(client_id: ClientIdPath, obt: OBTDep, token: BearerDep) -> str:
+    """Credentials are checked before the body, so a bad token is a 401/403, never a 422."""
+    await obt.commands.authenticate_client(client_id, token)
+    return client_id
+
+
+AgentDep = Annotated[str, Depends(authenticated_client)]
 
 
 def _require(token: str | None) -> str:
@@ -91,11 +101,10 @@ async def heartbeat(
     body: HeartbeatRequest,
     request: Request,
     obt: OBTDep,
-    token: BearerDep,
     metrics: MetricsDep,
     _: RateLimitDep,
+    __: AgentDep,
 ) -> HeartbeatResponse:
-    await obt.commands.authenticate_client(client_id, token)
     ack = await obt.commands.heartbeat(
         RecordHeartbeat(
             client_id=client_id,
@@ -127,10 +136,9 @@ async def report_models(
     body: ModelsRequest,
     request: Request,
     obt: OBTDep,
-    token: BearerDep,
     _: RateLimitDep,
+    __: AgentDep,
 ) -> ModelsResponse:
-    await obt.commands.authenticate_client(client_id, token)
     _unique([m.name for m in body.models], "models")
     _unique([m.name for m in body.loaded], "loaded")
     installed = [
@@ -180,9 +188,8 @@ async def report_models(
     summary="Deregister on a clean agent stop",
 )
 async def deregister(
-    client_id: ClientIdPath, request: Request, obt: OBTDep, token: BearerDep, _: RateLimitDep
+    client_id: ClientIdPath, request: Request, obt: OBTDep, _: RateLimitDep, __: AgentDep
 ) -> Response:
-    await obt.commands.authenticate_client(client_id, token)
     await obt.commands.deregister(
         DeregisterClient(client_id=client_id, correlation_id=_request_id(request))
     )

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-# pytest's default import mode puts only this folder on sys.path; the fakes live in
-# tests/fakes and are imported as `tests.fakes`, so the repository root must be there too.
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from agent.logs import LOGGER_NAME  # noqa: E402
-from tests.fakes.obt_server import FakeObtServer  # noqa: E402
-from tests.fakes.ollama import FakeOllama  # noqa: E402
+from agent.logs import LOGGER_NAME
+from tests.fakes.obt_server import FakeObtServer
+from tests.fakes.ollama import FakeOllama
 
 AGENT_VARIABLES = (
     "OBT_SERVER_URL",
