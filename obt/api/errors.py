@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from obt.errors import (
     AuthError,
@@ -89,6 +90,17 @@ def _status_for(exc: Exception) -> tuple[int, str, dict[str, str] | None]:
     return 500, "internal_error", None
 
 
+def _path_exists(request: Request) -> bool:
+    """Whether a route other than the dashboard's catch-all matches this path."""
+    for route in request.app.routes:
+        if getattr(route, "name", None) == "dashboard":
+            continue
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            return True
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -105,7 +117,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405 and not _path_exists(request):
+            # Only the dashboard's catch-all (GET) matched: for any other method the path
+            # does not exist at all.
+            return error_response(404, "not_found", f"no endpoint {request.url.path}")
         code = HTTP_CODES.get(exc.status_code, "http_error")
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, code, str(exc.detail), headers)

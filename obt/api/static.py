@@ -16,6 +16,7 @@ NOT_BUILT = """<!doctype html><html class="dark"><head><meta charset="utf-8">
 (or <code>pnpm --dir frontend build</code>) and reload. The API is at
 <a style="color:#93c5fd" href="/docs">/docs</a>.</p></body></html>"""
 
+DASHBOARD_ROUTE = "dashboard"
 API_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json", "/metrics")
 
 
@@ -26,7 +27,7 @@ def default_dashboard_dir() -> Path:
 def mount_dashboard(app: FastAPI, directory: Path) -> None:
     root = directory.resolve()
 
-    @app.get("/{path:path}", include_in_schema=False)
+    @app.get("/{path:path}", include_in_schema=False, name=DASHBOARD_ROUTE)
     async def dashboard(path: str, request: Request) -> Response:
         if request.url.path.startswith(API_PREFIXES) or request.url.path == "/api":
             return error_response(404, "not_found", f"no endpoint {request.url.path}")

@@ -133,6 +133,10 @@ class ClientCommands:
             state = await self._repo.load(cmd.client_id)
             enrolling = self.is_enrollment_token(cmd.credential)
             if not enrolling:
+                if not state.registered and not self._repo.owner_of_secret(
+                    hash_secret(cmd.credential)
+                ):
+                    raise NotAuthenticated("a new client registers with the enrollment token")
                 await self.authenticate_client(cmd.client_id, cmd.credential)
             secret = secrets.token_urlsafe(32) if enrolling else None
             created = not state.registered
