@@ -1,0 +1,108 @@
+import { describe, expect, it, vi } from 'vitest';
+import { clientSummary, jsonResponse } from '$lib/testing/fixtures';
+import { apiUrl, createApi, exportUrl } from './client';
+import { ApiError, DashboardError, NetworkError, SchemaError } from './errors';
+
+describe('apiUrl', () => {
+  it('drops empty values and repeats arrays', () => {
+    expect(apiUrl('/events', { stream: null, after: 5, limit: undefined, type: ['A', 'B'], to: '' })).toBe(
+      '/api/v1/events?after=5&type=A&type=B'
+    );
+  });
+
+  it('builds the export link from the list filters', () => {
+    expect(exportUrl({ stream: 'client-a', types: ['ModelAdded', 'ModelRemoved'] })).toBe(
+      '/api/v1/events/export?stream=client-a&type=ModelAdded%2CModelRemoved'
+    );
+  });
+});
+
+describe('createApi', () => {
+  it('returns validated data from the requested URL', async () => {
+    const fetch = vi.fn(async () => jsonResponse({ items: [clientSummary()] }));
+    const api = createApi(fetch);
+    const clients = await api.clients();
+    expect(clients[0]?.client_id).toBe('gpu-01');
+    expect(fetch).toHaveBeenCalledWith(
+      '/api/v1/clients',
+      expect.objectContaining({ headers: { accept: 'application/json' } })
+    );
+  });
+
+  it('encodes ids and passes query parameters', async () => {
+    const fetch = vi.fn(async () => jsonResponse({ items: [], next_before: null }));
+    await createApi(fetch).clientTimeline('a b', 42, 20);
+    expect(fetch.mock.calls[0]?.[0]).toBe('/api/v1/clients/a%20b/timeline?before=42&limit=20');
+  });
+
+  it('joins event types with commas', async () => {
+    const fetch = vi.fn(async () => jsonResponse({ items: [], next_after: null }));
+    await createApi(fetch).events({
+      stream: 'client-x',
+      types: ['ModelAdded', 'ModelRemoved'],
+      after: 3,
+      limit: 50
+    });
+    expect(fetch.mock.calls[0]?.[0]).toBe(
+      '/api/v1/events?stream=client-x&type=ModelAdded%2CModelRemoved&after=3&limit=50'
+    );
+  });
+
+  it('throws ApiError with the server code and detail', async () => {
+    const api = createApi(async () => jsonResponse({ code: 'client_not_found', detail: 'No client x' }, 404));
+    const error = await api.client('x').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toBeInstanceOf(DashboardError);
+    expect(error).toMatchObject({
+      status: 404,
+      code: 'client_not_found',
+      detail: 'No client x',
+      path: '/clients/x'
+    });
+  });
+
+  it('keeps the status when the error body is not JSON', async () => {
+    const api = createApi(
+      async () => new Response('<html>Bad gateway</html>', { status: 502, statusText: 'Bad Gateway' })
+    );
+    await expect(api.clients()).rejects.toMatchObject({
+      status: 502,
+      code: 'http_502',
+      detail: 'Bad Gateway'
+    });
+  });
+
+  it('turns a 422 detail list into text', async () => {
+    const api = createApi(async () =>
+      jsonResponse({ code: 'validation_error', detail: [{ loc: ['at'] }] }, 422)
+    );
+    await expect(api.fleetState('nope')).rejects.toMatchObject({
+      code: 'validation_error',
+      detail: '[{"loc":["at"]}]'
+    });
+  });
+
+  it('throws SchemaError naming the field that does not match', async () => {
+    const api = createApi(async () =>
+      jsonResponse({ items: [clientSummary(), clientSummary({ models_count: -1 })] })
+    );
+    const error = await api.clients().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SchemaError);
+    expect((error as SchemaError).field).toBe('items.1.models_count');
+    expect((error as SchemaError).message).toContain('items.1.models_count');
+  });
+
+  it('throws SchemaError when the body is not JSON', async () => {
+    const api = createApi(async () => new Response('<!doctype html>', { status: 200 }));
+    await expect(api.models()).rejects.toBeInstanceOf(SchemaError);
+  });
+
+  it('throws NetworkError when fetch fails', async () => {
+    const api = createApi(async () => {
+      throw new TypeError('Failed to fetch');
+    });
+    const error = await api.info().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).path).toBe('/info');
+  });
+});
