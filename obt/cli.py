@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     level = "DEBUG" if args.verbose else settings.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # One line per scheduler tick is noise; its failures are logged by OBT itself.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             return serve(settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -15,10 +14,10 @@ from tests.support.fleet import Fleet
 
 
 @pytest.fixture
-async def fleet() -> AsyncIterator[Fleet]:
+async def fleet() -> Fleet:
     f = Fleet(MemoryStore(make_codec()))
     await f.start()
-    yield f
+    return f
 
 
 async def statuses(fleet: Fleet) -> dict[str, str]:
