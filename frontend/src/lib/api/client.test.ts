@@ -19,7 +19,9 @@ describe('apiUrl', () => {
 
 describe('createApi', () => {
   it('returns validated data from the requested URL', async () => {
-    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ items: [clientSummary()] }));
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) =>
+      jsonResponse({ items: [clientSummary()] })
+    );
     const api = createApi(fetch);
     const clients = await api.clients();
     expect(clients[0]?.client_id).toBe('gpu-01');
@@ -30,13 +32,17 @@ describe('createApi', () => {
   });
 
   it('encodes ids and passes query parameters', async () => {
-    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ items: [], next_before: null }));
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) =>
+      jsonResponse({ items: [], next_before: null })
+    );
     await createApi(fetch).clientTimeline('a b', 42, 20);
     expect(fetch.mock.calls[0]?.[0]).toBe('/api/v1/clients/a%20b/timeline?before=42&limit=20');
   });
 
   it('joins event types with commas', async () => {
-    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse({ items: [], next_after: null }));
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) =>
+      jsonResponse({ items: [], next_after: null })
+    );
     await createApi(fetch).events({
       stream: 'client-x',
       types: ['ModelAdded', 'ModelRemoved'],
