@@ -42,12 +42,20 @@ class Event:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Event:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names}
-        for name in cls.DATETIME_FIELDS:
-            if isinstance(kwargs.get(name), str):
-                kwargs[name] = datetime.fromisoformat(kwargs[name])
-        return cls(**kwargs)
+        kwargs = data
+        if cls.DATETIME_FIELDS:
+            kwargs = dict(data)
+            for name in cls.DATETIME_FIELDS:
+                value = kwargs.get(name)
+                if isinstance(value, str):
+                    kwargs[name] = datetime.fromisoformat(value)
+        try:
+            return cls(**kwargs)
+        except TypeError:
+            # Stored data with fields this version does not know (or lacks defaults for):
+            # keep the known ones and let a missing one fail loudly below.
+            names = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in kwargs.items() if k in names})
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

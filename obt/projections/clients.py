@@ -43,10 +43,12 @@ class ClientsProjector(Projector):
 
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
+        self.live: dict[str, Liveness] = {}  # parsed once, not from the document per event
         self.observed_since: datetime | None = None
 
     async def load(self, store: ReadStore) -> None:
         self.docs = {d["client_id"]: d for d in await store.find(CLIENTS)}
+        self.live = {cid: liveness_of(d) for cid, d in self.docs.items() if "status" in d}
         meta = await store.get(META, "server")
         since = meta.get("observed_since") if meta else None
         self.observed_since = datetime.fromisoformat(since) if since else None
@@ -64,10 +66,11 @@ class ClientsProjector(Projector):
             if not isinstance(event, ClientRegistered):
                 return  # events of a client registered before this history began
             doc = self.docs[cid] = _new_doc(event, at)
-        current = liveness_of(doc) if "status" in doc else None
+        current = self.live.get(cid)
         moved = client_transition(current, event, at, self.observed_since)
-        if moved is not None:
+        if moved is not None and moved != current:
             _set_liveness(doc, moved, at)
+            self.live[cid] = moved
         _fold(doc, event, at)
         doc["position"] = pos
         batch.put(CLIENTS, cid, doc, client_id=cid)
@@ -79,9 +82,11 @@ class ClientsProjector(Projector):
             self.observed_since = event.started_at
             batch.put(META, "server", {"observed_since": iso(at), "position": pos})
         for cid, doc in self.docs.items():
-            steps = server_transitions(liveness_of(doc), event)
+            current = self.live.get(cid)
+            steps = server_transitions(current, event) if current is not None else []
             for step in steps:
                 _set_liveness(doc, step, at)
+                self.live[cid] = step
             if steps:
                 doc["position"] = pos
                 batch.put(CLIENTS, cid, doc, client_id=cid)

@@ -107,10 +107,38 @@ class ProjectionRunner:
 
     async def step(self) -> int:
         """Process one batch of events; returns how many records were read."""
-        started = time.perf_counter()
-        records = await self._store.read_all(after=self.low_water, limit=self._batch_size)
+        records = await self._read(self.low_water)
+        await self._process(records)
+        return len(records)
+
+    async def catch_up(self) -> int:
+        """Process everything appended so far, reading each batch while the last is applied."""
+        total = 0
+        after = self.low_water
+        pending = asyncio.ensure_future(self._read(after))
+        try:
+            while records := await pending:
+                after = records[-1].position
+                pending = asyncio.ensure_future(self._read(after))
+                await self._process(records)
+                total += len(records)
+                if self.low_water != after:  # a projector reloaded: re-read from its position
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
+                    pending = asyncio.ensure_future(self._read(self.low_water))
+        finally:
+            if not pending.done():
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+        return total
+
+    async def _read(self, after: int) -> list[RecordedEvent]:
+        return await self._store.read_all(after=after, limit=self._batch_size)
+
+    async def _process(self, records: list[RecordedEvent]) -> None:
         if not records:
-            return 0
+            return
+        started = time.perf_counter()
         envelopes = decode(records)
         last = records[-1].position
         changes: list[Change] = []
@@ -141,13 +169,6 @@ class ProjectionRunner:
         if changes:
             for listener in self._listeners:
                 listener(changes)
-        return len(records)
-
-    async def catch_up(self) -> int:
-        total = 0
-        while n := await self.step():
-            total += n
-        return total
 
     async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
         """Follow the log until `stop` is set; store errors are logged and retried."""

@@ -45,6 +45,8 @@ def client_transition(
             return _moved(current, status, at, status)
         case HeartbeatReceived():
             status = reachable_status(bool(event.ollama.get("reachable")))
+            if current is not None and current.status is status and current.underlying is status:
+                return None  # the common case: one more heartbeat, nothing moved
             return _moved(current, status, at, status)
         case ClientTimedOut():
             since = event.offline_since
