@@ -119,6 +119,9 @@ class ManagedProcess:
                 stderr=err,
                 cwd=workdir,
                 env=env,
+                # Its own session: a Ctrl+C meant for the test run (or the e2e stack) reaches
+                # the children only through stop(), in order (agent before server).
+                start_new_session=True,
             )
         try:
             self.wait_ready(time.monotonic() + timeout)

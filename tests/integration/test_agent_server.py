@@ -1,0 +1,149 @@
+"""The real agent process against the real server process and a fake Ollama process: what the
+agent sees of Ollama reaches the server's read models and log, and it survives a server
+restart and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.simulated_agent import all_events, client_status
+from tests.support.processes import (
+    AgentProcess,
+    FakeOllamaProcess,
+    ServerProcess,
+    wait_until,
+)
+
+CLIENT_ID = "agent-it-1"
+SEEDED = ["llama3.2:3b", "qwen2.5:7b"]  # what the fake Ollama starts with
+
+
+@dataclass
+class Stack:
+    server: ServerProcess
+    ollama: FakeOllamaProcess
+    agent: AgentProcess
+    http: httpx.Client
+
+    def client(self) -> dict[str, Any]:
+        response = self.http.get(f"/clients/{CLIENT_ID}")
+        body: dict[str, Any] = response.json() if response.status_code == 200 else {}
+        return body
+
+    def wait_for(self, condition: Callable[[dict[str, Any]], bool], what: str) -> None:
+        wait_until(
+            lambda: condition(self.client()),
+            15,
+            lambda: f"{what}; the client reads {self.client()}\n{self.agent.output(20)}",
+        )
+
+    def events(self, type_: str, **params: Any) -> list[dict[str, Any]]:
+        return all_events(self.http, type=type_, stream=f"client-{CLIENT_ID}", **params)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, launch: Any) -> Any:
+    server = launch(ServerProcess(tmp_path / "data", log_dir=tmp_path / "logs"))
+    ollama = launch(FakeOllamaProcess(tmp_path / "logs"))
+    agent = launch(
+        AgentProcess(
+            tmp_path / "logs",
+            server_url=server.base_url,
+            ollama_url=ollama.base_url,
+            enrollment_token=server.enrollment_token,
+            client_id=CLIENT_ID,
+        )
+    )
+    with server.client() as http:
+        yield Stack(server, ollama, agent, http)
+
+
+def test_agent_reports_ollama_and_its_models(stack: Stack) -> None:
+    stack.wait_for(
+        lambda c: c.get("status") == "online" and c["models_count"] == len(SEEDED),
+        "the agent's client should be online with the seeded models",
+    )
+    client = stack.client()
+    assert [m["name"] for m in client["models"]] == SEEDED
+    assert client["ollama"]["reachable"] is True
+    assert client["ollama"]["version"]
+    assert client["agent_version"]
+
+    # A model pulled on the machine shows up as ModelAdded and in the fleet's models.
+    stack.ollama.add_model("mistral:7b", size=4_100_000_000, family="mistral")
+    wait_until(
+        lambda: any(e["data"]["name"] == "mistral:7b" for e in stack.events("ModelAdded")),
+        15,
+        "no ModelAdded for mistral:7b",
+    )
+
+    def fleet_lists_it() -> bool:
+        items = stack.http.get("/models").json()["items"]
+        return any(
+            m["name"] == "mistral:7b" and [h["client_id"] for h in m["hosts"]] == [CLIENT_ID]
+            for m in items
+        )
+
+    wait_until(fleet_lists_it, 15, lambda: stack.http.get("/models").text)
+
+    # Ollama answering with errors: heartbeats continue, the client is degraded.
+    stack.ollama.set_mode("error")
+    stack.wait_for(lambda c: c.get("status") == "degraded", "error mode should degrade")
+    assert stack.events("OllamaBecameUnavailable")
+
+    # Ollama restarted (same port, fresh state: mode ok, only the seeded models).
+    stack.ollama.stop()
+    stack.ollama.start()
+    stack.wait_for(lambda c: c.get("status") == "online", "Ollama back should bring it online")
+    assert stack.events("OllamaBecameAvailable")
+    # The restarted fake no longer has mistral:7b: the agent reports it gone.
+    wait_until(
+        lambda: any(e["data"]["name"] == "mistral:7b" for e in stack.events("ModelRemoved")),
+        15,
+        "no ModelRemoved for mistral:7b",
+    )
+    assert stack.events("ClientTimedOut") == []
+
+
+def test_agent_degraded_while_ollama_is_down(stack: Stack) -> None:
+    stack.wait_for(lambda c: c.get("status") == "online", "the client should come online")
+    stack.ollama.stop()
+    stack.wait_for(lambda c: c.get("status") == "degraded", "Ollama down should degrade")
+    client = stack.client()
+    assert client["ollama"]["reachable"] is False
+    assert client["ollama"]["error"]
+    # Without Ollama the model set is unknown: nothing may read as removed.
+    assert client["models_count"] == len(SEEDED)
+    assert stack.events("ModelRemoved") == []
+
+
+def test_agent_reconnects_after_server_restart(stack: Stack) -> None:
+    stack.wait_for(lambda c: c.get("status") == "online", "the client should come online")
+    stack.server.restart()
+    started = all_events(stack.http, type="ServerStarted")[-1]["position"]
+
+    def heartbeat_after_restart() -> bool:
+        return bool(stack.events("HeartbeatReceived", after=started))
+
+    wait_until(heartbeat_after_restart, 20, lambda: stack.agent.output(30))
+    stack.wait_for(lambda c: c.get("status") == "online", "online again after the restart")
+    stack.agent.check_alive()
+    # The same agent process, the same session: no re-registration was needed.
+    assert stack.events("ClientReregistered") == []
+
+
+def test_agent_sigterm_deregisters_and_exits_0(stack: Stack) -> None:
+    stack.wait_for(lambda c: c.get("status") == "online", "the client should come online")
+    assert stack.agent.stop() == 0, stack.agent.output()
+    assert len(stack.events("ClientDeregistered")) == 1
+    wait_until(
+        lambda: client_status(stack.http, CLIENT_ID) == "stopped",
+        10,
+        lambda: f"the client reads {stack.client()}",
+    )
