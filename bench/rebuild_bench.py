@@ -18,126 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.history import write_history
 from obt.bootstrap import make_codec
-from obt.domain.events import (
-    ClientRegistered,
-    ClientTimedOut,
-    Event,
-    HeartbeatReceived,
-    ModelAdded,
-    ModelLoaded,
-    OllamaBecameUnavailable,
-    client_stream,
-)
 from obt.projections.runner import ProjectionRunner
-from obt.store.ports import NewEvent
 from obt.store.sqlite import SQLiteStore
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def history(client: int, per_client: int) -> list[tuple[Event, datetime]]:
-    cid = f"bench-{client:05d}"
-    at = T0 + timedelta(seconds=client % 10)
-    out: list[tuple[Event, datetime]] = [
-        (
-            ClientRegistered(
-                client_id=cid,
-                hostname=f"gpu-{client:05d}",
-                platform={"system": "Linux", "release": "6.8", "machine": "x86_64"},
-                agent_version="0.1.0",
-                labels={"rack": str(client % 8)},
-                ollama={"installed": True, "version": "0.5.7", "base_url": "", "reachable": True},
-                session_id=str(uuid.UUID(int=client)),
-                secret_sha256="0" * 64,
-            ),
-            at,
-        )
-    ]
-    for m in range(3):
-        out.append(
-            (
-                ModelAdded(client_id=cid, name=f"model-{m}", digest=f"sha256:{m}", size=4 * 10**9),
-                at,
-            )
-        )
-    out.append(
-        (ModelLoaded(client_id=cid, name="model-0", digest="sha256:0", size=1, size_vram=1), at)
-    )
-    seq = 0
-    while len(out) < per_client:
-        seq += 1
-        at += timedelta(seconds=10)
-        reachable = seq % 500 not in range(1, 4)
-        out.append(
-            (
-                HeartbeatReceived(
-                    client_id=cid,
-                    seq=seq,
-                    session_id=str(uuid.UUID(int=client)),
-                    sent_at=at,
-                    clock_skew_ms=3,
-                    ollama={
-                        "reachable": reachable,
-                        "version": "0.5.7",
-                        "latency_ms": 2.5,
-                        "error": None,
-                    },
-                    models_digest="f" * 64,
-                ),
-                at,
-            )
-        )
-        if seq % 500 == 1:
-            out.append((OllamaBecameUnavailable(client_id=cid, error="connection refused"), at))
-        if seq % 2000 == 0:
-            out.append(
-                (
-                    ClientTimedOut(
-                        client_id=cid,
-                        last_seen=at,
-                        offline_since=at + timedelta(seconds=10),
-                        detected_at=at + timedelta(seconds=31),
-                        timeout_s=30,
-                    ),
-                    at + timedelta(seconds=31),
-                )
-            )
-            at += timedelta(seconds=60)
-    return out[:per_client]
-
-
-async def generate(path: Path, events: int, clients: int) -> None:
-    store = SQLiteStore(path, make_codec())
-    await store.open()
-    per_client = events // clients
-    try:
-        # Interleave clients by time window, as a live fleet would be, in chunks per stream.
-        histories = [history(c, per_client) for c in range(clients)]
-        chunk = 50
-        for start in range(0, per_client, chunk):
-            # Every client's next chunk at once: the store commits them as one group.
-            await asyncio.gather(
-                *(
-                    store.append(
-                        client_stream(f"bench-{c:05d}"),
-                        [
-                            NewEvent(id=str(uuid.uuid4()), type=e.type_name(), data=e.to_data())
-                            for e, _ in part
-                        ],
-                        expected_version=start,
-                        recorded_at=part[-1][1],
-                    )
-                    for c, events_of in enumerate(histories)
-                    if (part := events_of[start : start + chunk])
-                )
-            )
-    finally:
-        await store.close()
 
 
 async def rebuild(path: Path) -> dict[str, float]:
@@ -179,7 +65,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "obt.sqlite3"
         started = time.perf_counter()
-        asyncio.run(generate(path, args.events, args.clients))
+        asyncio.run(
+            write_history(path, clients=args.clients, per_client=args.events // args.clients)
+        )
         print(
             f"generated {args.events:,} events for {args.clients:,} clients "
             f"in {time.perf_counter() - started:.1f} s"

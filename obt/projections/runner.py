@@ -83,7 +83,9 @@ class ProjectionRunner:
         self._store = store
         self.projectors = list(projectors) if projectors is not None else default_projectors()
         self._batch_size = batch_size
-        self.positions: dict[str, int] = {}
+        self.positions: dict[str, int] = {}  # processed, in memory
+        self._persisted: dict[str, int] = {}  # the checkpoint as stored
+        self.max_unsaved = 10_000
         self.errors: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self.last_step_s = 0.0
@@ -150,9 +152,15 @@ class ProjectionRunner:
             try:
                 p.apply_all((e for e in envelopes if e.position > checkpoint), batch)
                 p.flush(batch)
-                await self._store.commit(
-                    p.name, expected_checkpoint=checkpoint, new_checkpoint=last, ops=batch.ops()
-                )
+                persisted = self._persisted[p.name]
+                if batch or last - persisted >= self.max_unsaved:
+                    await self._store.commit(
+                        p.name, expected_checkpoint=persisted, new_checkpoint=last, ops=batch.ops()
+                    )
+                    self._persisted[p.name] = last
+                # else: nothing changed. Projectors change memory only together with ops, so
+                # replaying these events after a restart changes nothing either: the commit
+                # (and its fsync) can wait for the next batch that has something to say.
             except CheckpointConflict:
                 log.info("projection %s was advanced by another runner; reloading", p.name)
                 await self._reload(p)
@@ -170,12 +178,18 @@ class ProjectionRunner:
             for listener in self._listeners:
                 listener(changes)
 
-    async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
-        """Follow the log until `stop` is set; store errors are logged and retried."""
+    async def run(self, stop: asyncio.Event, poll_s: float = 1.0, settle_s: float = 0.1) -> None:
+        """Follow the log until `stop` is set; store errors are logged and retried.
+
+        After waking for new events it lets `settle_s` pass, so a busy log is projected in
+        batches (fewer transactions) rather than one event at a time.
+        """
         backoff = 0.5
         while not stop.is_set():
             try:
                 n = await self.step()
+                if n:
+                    await _wait(stop, settle_s)
                 backoff = 0.5
             except StoreError as exc:
                 log.warning("projections paused: %s; retrying in %.1f s", exc, backoff)
@@ -209,6 +223,7 @@ class ProjectionRunner:
 
     async def _reload(self, p: Projector) -> None:
         self.positions[p.name] = await self._store.checkpoint(p.name)
+        self._persisted[p.name] = self.positions[p.name]
         await p.load(self._store)
 
     async def _reload_quietly(self, p: Projector) -> None:
