@@ -1,17 +1,11 @@
-"""The models digest that heartbeats carry, so the server can tell when the model set changed."""
+"""The models digest that heartbeats carry, so the server can tell when the model set changed.
+
+One implementation serves agent and server (the byte layout is part of the API contract); it
+lives in the server's pure domain package, which imports nothing beyond the standard library.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
+from obt.domain.digest import models_digest
 
-
-def models_digest(installed: Iterable[tuple[str, str]], loaded: Iterable[tuple[str, int]]) -> str:
-    """sha256 hex of `name@digest` lines (sorted), then `loaded:name@size_vram` lines (sorted).
-
-    The server computes the same function over the last model report, so the exact byte
-    layout is part of the contract (ARCHITECTURE.md, "Contract details").
-    """
-    lines = sorted(f"{name}@{digest}" for name, digest in installed)
-    lines += sorted(f"loaded:{name}@{size_vram}" for name, size_vram in loaded)
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+__all__ = ["models_digest"]
