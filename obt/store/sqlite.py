@@ -58,6 +58,7 @@ class SQLiteStore:
         self._all_connections: list[sqlite3.Connection] = []
         self._head = 0
         self._appended: asyncio.Condition | None = None
+        self._pending: list[Job] = []
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -131,7 +132,16 @@ class SQLiteStore:
     def _submit(self, job: Job) -> None:
         if self._writer is None:
             raise StoreUnavailable(f"SQLite store {self.path} is not open")
-        self._writer.submit(job)
+        # Jobs submitted in one turn of the event loop reach the writer as one batch: appenders
+        # woken together by the last commit then share the next commit (and its fsync).
+        self._pending.append(job)
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        jobs, self._pending = self._pending, []
+        if self._writer is not None and jobs:
+            self._writer.submit(jobs)
 
     def _resolve(
         self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]], head: int

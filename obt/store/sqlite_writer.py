@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from obt.errors import CheckpointConflict, DuplicateEventId
 from obt.store.codec import dumps, loads_object
@@ -92,7 +92,7 @@ class SQLiteWriter:
         self._busy_timeout_s = busy_timeout_s
         self._loop = loop
         self._resolve = resolve
-        self._queue: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Job] | object] = queue.SimpleQueue()
         self._ready: asyncio.Future[None] = loop.create_future()
         self._thread = threading.Thread(target=self._run, name="obt-sqlite-writer", daemon=True)
         self._connection: sqlite3.Connection | None = None
@@ -101,8 +101,8 @@ class SQLiteWriter:
         self._thread.start()
         await self._ready
 
-    def submit(self, job: Job) -> None:
-        self._queue.put(job)
+    def submit(self, jobs: list[Job]) -> None:
+        self._queue.put(jobs)
 
     async def stop(self) -> None:
         self._queue.put(_STOP)
@@ -123,7 +123,7 @@ class SQLiteWriter:
                 item = self._queue.get()
                 stopping = item is _STOP
                 if not stopping:
-                    jobs.append(item)  # type: ignore[arg-type]
+                    jobs.extend(cast("list[Job]", item))
                     while True:
                         try:
                             item = self._queue.get_nowait()
@@ -132,7 +132,7 @@ class SQLiteWriter:
                         if item is _STOP:
                             stopping = True
                             break
-                        jobs.append(item)  # type: ignore[arg-type]
+                        jobs.extend(cast("list[Job]", item))
                 if jobs:
                     self._write(connection, jobs)
                 if stopping:
