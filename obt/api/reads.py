@@ -60,17 +60,18 @@ async def get_uptime(
     bucket: Literal["hour", "day"] = "hour",
 ) -> dict[str, Any]:
     now = obt.clock.now()
-    end = to or now
-    start = from_ or (end - (timedelta(hours=24) if bucket == "hour" else timedelta(days=90)))
-    if start >= end:
-        raise ApiError(422, "validation_error", "'from' must be before 'to'")
     if await obt.read_models.client(client_id, now) is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r} is registered")
     try:
+        end = to or now
+        start = from_ or (end - (timedelta(hours=24) if bucket == "hour" else timedelta(days=90)))
+        if start >= end:
+            raise ApiError(422, "validation_error", "'from' must be before 'to'")
         return await obt.read_models.uptime(client_id, start, end, bucket, now)
     except RangeTooLarge as exc:
         raise ApiError(422, "range_too_large", str(exc)) from None
-    except OverflowError:
+    except (OverflowError, ValueError):
+        # Dates near year 1 or 9999 cannot be moved by a bucket's width.
         raise ApiError(422, "validation_error", "the time range is out of bounds") from None
 
 
