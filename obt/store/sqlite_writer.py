@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from obt.errors import CheckpointConflict, DuplicateEventId
 from obt.store.codec import dumps, loads_object
-from obt.store.ports import AppendResult, Delete, ReadOp
+from obt.store.ports import AppendResult, Delete, Put, ReadOp
 from obt.store.rules import (
     EncodedEvent,
     StoredIdentity,
@@ -263,7 +263,15 @@ class SQLiteWriter:
         actual = 0 if row is None else row[0]
         if actual != job.expected_checkpoint:
             raise CheckpointConflict(job.projection, job.expected_checkpoint, actual)
+        puts: list[tuple[str, str, str, str | None, float | None]] = []
         for op in job.ops:
+            if isinstance(op, Put):
+                # A Put needs nothing from the stored row: serialise once, write in bulk.
+                puts.append((op.collection, op.key, dumps(op.doc), op.client_id, op.sort))
+                continue
+            if puts:  # keep the order of ops on one key
+                connection.executemany(_UPSERT_DOC, puts)
+                puts.clear()
             if isinstance(op, Delete):
                 connection.execute(
                     "DELETE FROM docs WHERE collection = ? AND key = ?", (op.collection, op.key)
@@ -277,6 +285,8 @@ class SQLiteWriter:
             client_id, sort = indexed_fields(op, None if found is None else (found[1], found[2]))
             doc = dumps(apply_upsert(current, op))
             connection.execute(_UPSERT_DOC, (op.collection, op.key, doc, client_id, sort))
+        if puts:
+            connection.executemany(_UPSERT_DOC, puts)
         connection.execute(_UPSERT_CHECKPOINT, (job.projection, job.new_checkpoint))
 
     @staticmethod
