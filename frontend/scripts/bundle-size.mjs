@@ -51,8 +51,17 @@ const names = new Map();
 if (existsSync(manifestPath)) {
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
   for (const [source, chunk] of Object.entries(manifest)) {
-    if (chunk.file?.includes('nodes/'))
-      names.set(join(root, chunk.file), source.replace(/^.*src\/routes/, '') || source);
+    if (!chunk.file?.includes('nodes/')) continue;
+    // Generated node modules re-export a route component: name the node after that route.
+    let name = source;
+    const generated = join(here, '..', source);
+    if (existsSync(generated)) {
+      const route = readFileSync(generated, 'utf8').match(
+        /src\/routes(\/.*?)?\/\+(page|layout|error)\.svelte/
+      );
+      if (route) name = `${route[1] ?? '/'} (${route[2]})`;
+    }
+    names.set(join(root, chunk.file), name);
   }
 }
 
