@@ -187,6 +187,12 @@ def decide_heartbeat(
             "session_mismatch",
             "this session is not the registered one; the agent must register again",
         )
+    if state.status is Status.STOPPED:
+        # A heartbeat still in flight when its agent deregistered must not revive the client;
+        # a restarted agent registers a new session first.
+        raise ClientRuleViolation(
+            "client_stopped", "this session deregistered; the agent must register again"
+        )
     if state.last_seq is not None and seq <= state.last_seq:
         if seq == state.last_seq:
             return []  # a replayed heartbeat is acknowledged once

@@ -130,10 +130,10 @@ class SimulatedAgent:
         return self.secret
 
 
-def all_events(http: httpx.Client, **params: Any) -> list[dict[str, Any]]:
-    """Every event matching `params` (stream, type), following `next_after`."""
+def all_events(http: httpx.Client, *, after: int = 0, **params: Any) -> list[dict[str, Any]]:
+    """Every event after position `after` matching `params` (stream, type), following
+    `next_after`."""
     items: list[dict[str, Any]] = []
-    after = 0
     while True:
         response = http.get("/events", params={**params, "after": after, "limit": 1000})
         response.raise_for_status()

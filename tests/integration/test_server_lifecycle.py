@@ -183,6 +183,34 @@ def test_replayed_heartbeat_is_acknowledged_once(shared_server: ServerProcess) -
         assert len(agent.acknowledged) == 3
 
 
+def test_heartbeat_after_deregistration_does_not_revive_the_client(
+    shared_server: ServerProcess,
+) -> None:
+    """An agent stopping with SIGTERM cancels its heartbeat in flight and deregisters; the
+    server may receive the two in either order. A heartbeat of the deregistered session
+    arriving last must not bring the client back (it would then time out as *offline*)."""
+    agent = SimulatedAgent(shared_server, "stopped-1")
+    with shared_server.client() as http:
+        assert agent.register(http).status_code == 201
+        assert agent.heartbeat(http).status_code == 200
+        stop = http.post(
+            f"/agents/{agent.client_id}/deregister", headers=bearer(agent.secret or "")
+        )
+        assert stop.status_code == 204, stop.text
+        late = agent.heartbeat(http)
+        assert late.status_code == 409, late.text
+        assert late.json()["code"] == "client_stopped"
+        wait_for_status(http, agent.client_id, "stopped")
+        types = types_of(all_events(http, stream=agent.stream))
+        assert types == ["ClientRegistered", "HeartbeatReceived", "ClientDeregistered"]
+
+        # A restarted agent (a new session) registers again and is back.
+        restarted = SimulatedAgent(shared_server, agent.client_id, secret=agent.secret)
+        assert restarted.register(http).status_code == 200
+        assert restarted.heartbeat(http).status_code == 200
+        wait_for_status(http, agent.client_id, "online")
+
+
 def test_credentials_are_checked(shared_server: ServerProcess) -> None:
     server = shared_server
     alice = SimulatedAgent(server, "auth-alice")
