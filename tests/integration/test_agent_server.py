@@ -97,30 +97,30 @@ def test_agent_reports_ollama_and_its_models(stack: Stack) -> None:
     stack.wait_for(lambda c: c.get("status") == "degraded", "error mode should degrade")
     assert stack.events("OllamaBecameUnavailable")
 
-    # Ollama restarted (same port, fresh state: mode ok, only the seeded models).
+    # Ollama's process gone: still degraded, and since the model set is unknown without
+    # Ollama, nothing may read as removed.
     stack.ollama.stop()
+    stack.wait_for(
+        lambda c: c["ollama"]["error"] and "500" not in c["ollama"]["error"],
+        "the error should change from HTTP 500 to a connection failure",
+    )
+    client = stack.client()
+    assert client["status"] == "degraded"
+    assert client["ollama"]["reachable"] is False
+    assert client["models_count"] == len(SEEDED) + 1
+    assert stack.events("ModelRemoved") == []
+
+    # Ollama back (same port, fresh state: mode ok, only the seeded models).
     stack.ollama.start()
     stack.wait_for(lambda c: c.get("status") == "online", "Ollama back should bring it online")
     assert stack.events("OllamaBecameAvailable")
-    # The restarted fake no longer has mistral:7b: the agent reports it gone.
     wait_until(
         lambda: any(e["data"]["name"] == "mistral:7b" for e in stack.events("ModelRemoved")),
         15,
         "no ModelRemoved for mistral:7b",
     )
+    stack.wait_for(lambda c: c["models_count"] == len(SEEDED), "mistral:7b should be gone")
     assert stack.events("ClientTimedOut") == []
-
-
-def test_agent_degraded_while_ollama_is_down(stack: Stack) -> None:
-    stack.wait_for(lambda c: c.get("status") == "online", "the client should come online")
-    stack.ollama.stop()
-    stack.wait_for(lambda c: c.get("status") == "degraded", "Ollama down should degrade")
-    client = stack.client()
-    assert client["ollama"]["reachable"] is False
-    assert client["ollama"]["error"]
-    # Without Ollama the model set is unknown: nothing may read as removed.
-    assert client["models_count"] == len(SEEDED)
-    assert stack.events("ModelRemoved") == []
 
 
 def test_agent_reconnects_after_server_restart(stack: Stack) -> None:
@@ -147,3 +147,46 @@ def test_agent_sigterm_deregisters_and_exits_0(stack: Stack) -> None:
         10,
         lambda: f"the client reads {stack.client()}",
     )
+
+
+def test_agent_killed_times_out_then_recovers_and_reenrols_after_revocation(stack: Stack) -> None:
+    stack.wait_for(lambda c: c.get("status") == "online", "the client should come online")
+    first_session = stack.client()["session_id"]
+
+    # kill -9: no deregistration, so the server notices the silence.
+    stack.agent.kill()
+    stack.wait_for(lambda c: c.get("status") == "offline", "a silent client times out")
+    assert len(stack.events("ClientTimedOut")) == 1
+    assert stack.events("ClientDeregistered") == []
+
+    # Started again: a new session re-registers with the saved secret and recovers.
+    secret_file = stack.agent.state_dir / "secret.json"
+    saved = secret_file.read_text()
+    stack.agent.start()
+    stack.wait_for(
+        lambda c: c.get("status") == "online" and c["session_id"] != first_session,
+        "the restarted agent should be online in a new session",
+    )
+    assert len(stack.events("ClientReregistered")) == 1
+    assert len(stack.events("ClientRecovered")) == 1
+    assert secret_file.read_text() == saved, "a known client keeps its secret"
+
+    # An admin revokes the secret: the agent's next heartbeat is refused, it enrols again
+    # with the enrollment token and carries on with a new secret.
+    revoked_at = all_events(stack.http)[-1]["position"]
+    revoke = stack.http.post(
+        f"/clients/{CLIENT_ID}/revoke-secret",
+        headers={"Authorization": f"Bearer {stack.server.admin_token}"},
+    )
+    assert revoke.status_code == 204, revoke.text
+    wait_until(
+        lambda: (
+            stack.events("ClientReregistered", after=revoked_at)
+            and stack.events("HeartbeatReceived", after=revoked_at)
+        ),
+        20,
+        lambda: stack.agent.output(30),
+    )
+    assert secret_file.exists() and secret_file.read_text() != saved
+    stack.wait_for(lambda c: c.get("status") == "online", "online with the new secret")
+    stack.agent.check_alive()
