@@ -53,3 +53,12 @@ test('a response that breaks the contract names the field', async ({ page }) => 
   await expect(alert).toContainText('does not understand');
   await expect(alert).toContainText('items.0');
 });
+
+test('says Reconnecting while the live stream is unreachable, then recovers by itself', async ({ page }) => {
+  await page.route('**/api/v1/live', (route) => route.abort());
+  await page.goto('/');
+  const indicator = page.getByTestId('connection-indicator');
+  await expect(indicator).toHaveText(/Reconnecting/);
+  await page.unroute('**/api/v1/live');
+  await expect(indicator).toHaveText(/Live/, { timeout: 45_000 });
+});
