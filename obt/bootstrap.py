@@ -21,6 +21,7 @@ from obt.domain.liveness import LivenessPolicy
 from obt.domain.upcasters import UPCASTERS
 from obt.errors import OBTError
 from obt.live import LiveHub
+from obt.metrics import Metrics
 from obt.projections.queries import ReadModels
 from obt.projections.runner import ProjectionRunner
 from obt.scheduler import TimeoutScheduler
@@ -64,6 +65,7 @@ class OBT:
     lifecycle: ServerLifecycle
     scheduler: TimeoutScheduler
     live: LiveHub
+    metrics: Metrics
     enrollment_token: str
     admin_token: str
     enrollment_token_created: bool = False
@@ -107,6 +109,7 @@ async def bootstrap(
     *,
     store: Store | None = None,
     clock: Clock | None = None,
+    metrics: Metrics | None = None,
 ) -> OBT:
     """Build every part and open the store (which checks it is usable); start nothing yet."""
     codec = make_codec()
@@ -118,7 +121,8 @@ async def bootstrap(
     )
     admin, admin_created = ensure_token(settings.admin_token_path, settings.admin_token)
     policy = LivenessPolicy(settings.heartbeat_interval_s, settings.heartbeat_timeout_s)
-    repo = ClientRepository(store)
+    metrics = metrics or Metrics()
+    repo = ClientRepository(store, on_append=metrics.count_appends)
     lifecycle = ServerLifecycle(store)
     commands = ClientCommands(
         repo,
@@ -144,6 +148,7 @@ async def bootstrap(
         lifecycle=lifecycle,
         scheduler=scheduler,
         live=live,
+        metrics=metrics,
         enrollment_token=enrollment,
         admin_token=admin,
         enrollment_token_created=enrollment_created,

@@ -50,6 +50,10 @@ class Metrics:
         self._snapshot: dict[str, Any] = {"lags": {}, "statuses": {}}
         self.registry.register(_Snapshot(self._read_snapshot))
 
+    def count_appends(self, events: Iterable[object]) -> None:
+        for event in events:
+            self.appends.labels(type(event).__name__).inc()
+
     def set_snapshot(self, lags: dict[str, int], statuses: Iterable[str]) -> None:
         self._snapshot = {"lags": lags, "statuses": dict(Tally(statuses))}
 

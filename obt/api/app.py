@@ -34,7 +34,7 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = obt is None
-        instance = obt or await bootstrap(settings)
+        instance = obt or await bootstrap(settings, metrics=metrics)
         app.state.obt = instance
         if owned and start:
             await instance.start()
@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    metrics = Metrics()
+    metrics = obt.metrics if obt is not None else Metrics()
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
     if obt is not None:

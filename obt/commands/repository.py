@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -37,8 +37,11 @@ def apply_recorded(state: ClientState, recorded: RecordedEvent) -> None:
 
 
 class ClientRepository:
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, on_append: Callable[[Sequence[Event]], None] | None = None
+    ) -> None:
         self._store = store
+        self._on_append = on_append
         self._cache: dict[str, ClientState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._by_secret: dict[str, str] = {}
@@ -67,9 +70,7 @@ class ClientRepository:
         # Clients registered after the last snapshot batch have no snapshot yet.
         after = snapshots_at
         while True:
-            newer = await self._store.read_all(
-                after=after, types=["ClientRegistered"], limit=1000
-            )
+            newer = await self._store.read_all(after=after, types=["ClientRegistered"], limit=1000)
             for recorded in newer:
                 cid = recorded.data.get("client_id")
                 if isinstance(cid, str) and cid not in self._cache:
@@ -135,6 +136,8 @@ class ClientRepository:
         for event in events:
             evolve(state, event, now)
         state.version = result.version
+        if self._on_append is not None:
+            self._on_append(events)
         if before and before != state.secret_sha256:
             self._by_secret.pop(before, None)
         self._remember(state)
