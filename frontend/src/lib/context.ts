@@ -1,9 +1,11 @@
 // The root layout owns one live connection and one fleet store; pages reach them via context.
 import { getContext, setContext } from 'svelte';
+import type { Api } from './api/client';
 import type { FleetStore } from './fleet/store';
 import type { LiveConnection } from './live/connection';
 
 export interface AppContext {
+  api: Api;
   live: LiveConnection;
   fleet: FleetStore;
 }

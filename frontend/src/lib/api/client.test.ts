@@ -11,9 +11,9 @@ describe('apiUrl', () => {
   });
 
   it('builds the export link from the list filters', () => {
-    expect(exportUrl({ stream: 'client-a', types: ['ModelAdded', 'ModelRemoved'] })).toBe(
-      '/api/v1/events/export?stream=client-a&type=ModelAdded%2CModelRemoved'
-    );
+    expect(
+      exportUrl({ stream: 'client-a', types: ['ModelAdded', 'ModelRemoved'], after: 300, limit: 100 })
+    ).toBe('/api/v1/events/export?stream=client-a&type=ModelAdded%2CModelRemoved');
   });
 });
 

@@ -135,10 +135,7 @@ function eventQuery(query: EventQuery): Query {
   };
 }
 
-/** The NDJSON export link for the same filters as the event list (paging aside). */
-export function exportUrl(query: Omit<EventQuery, 'after' | 'limit'>): string {
-  return apiUrl('/events/export', eventQuery(query));
+/** The NDJSON export link for the same filters as the event list; paging is dropped. */
+export function exportUrl(query: EventQuery): string {
+  return apiUrl('/events/export', eventQuery({ ...query, after: null, limit: undefined }));
 }
-
-/** The shared instance used by pages; tests build their own with a fake fetch. */
-export const api = createApi();
