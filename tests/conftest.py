@@ -4,12 +4,12 @@ session, and real processes that are always stopped and whose output is shown on
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 import pytest
 
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, start_together
 
 P = TypeVar("P", bound=ManagedProcess)
 FAILED = pytest.StashKey[bool]()
@@ -62,33 +62,44 @@ def mongodb_uri() -> Iterator[str]:
         server.stop()
 
 
+class Launcher:
+    """Starts processes for one test and remembers them for the clean-up."""
+
+    def __init__(self) -> None:
+        self.launched: list[ManagedProcess] = []
+
+    def __call__(self, process: P) -> P:
+        self.launched.append(process)
+        if not process.running:
+            process.start()
+        return process
+
+    def together(self, *processes: ManagedProcess) -> None:
+        """Start independent processes at once, so their start-up costs overlap."""
+        self.launched += processes
+        start_together(*processes)
+
+
 @pytest.fixture
-def launch(request: pytest.FixtureRequest) -> Iterator[Callable[[P], P]]:
+def launch(request: pytest.FixtureRequest) -> Iterator[Launcher]:
     """Start a process for this test: `server = launch(ServerProcess(...))`.
 
     Whatever was launched is stopped afterwards, last started first (the agent before the
     server it deregisters from); when the test failed, every process's output is printed.
     """
-    launched: list[ManagedProcess] = []
-
-    def start(process: P) -> P:
-        launched.append(process)
-        if not process.running:
-            process.start()
-        return process
-
+    launcher = Launcher()
     try:
-        yield start
+        yield launcher
     finally:
         problems = []
-        for process in reversed(launched):
+        for process in reversed(launcher.launched):
             try:
                 process.stop()
             except AssertionError as exc:
                 problems.append(str(exc))
         if request.node.stash.get(FAILED, False) or problems:
-            for process in launched:
-                print(f"\n===== {process.name} (pid log {process.log_dir}) =====")
+            for process in launcher.launched:
+                print(f"\n===== {process.name} (logs in {process.log_dir}) =====")
                 print(process.output())
         if problems:
             pytest.fail("\n".join(problems))

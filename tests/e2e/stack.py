@@ -37,6 +37,7 @@ from tests.support.processes import (
     FakeOllamaProcess,
     ManagedProcess,
     ServerProcess,
+    start_together,
     wait_until,
 )
 
@@ -92,9 +93,9 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         started: list[ManagedProcess] = []
         try:
             ollama = FakeOllamaProcess(work_dir / "logs", port=args.ollama_port)
-            started.append(ollama.start())
             server = ServerProcess(data_dir, port=args.port, log_dir=work_dir / "logs")
-            started.append(server.start())
+            started += [ollama, server]
+            start_together(ollama, server)
             agent = AgentProcess(
                 work_dir / "logs",
                 server_url=server.base_url,

@@ -4,7 +4,7 @@ restart and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import Launcher
 from tests.integration.simulated_agent import all_events, client_status
 from tests.support.processes import (
     AgentProcess,
@@ -48,9 +49,10 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, launch: Any) -> Any:
-    server = launch(ServerProcess(tmp_path / "data", log_dir=tmp_path / "logs"))
-    ollama = launch(FakeOllamaProcess(tmp_path / "logs"))
+def stack(tmp_path: Path, launch: Launcher) -> Iterator[Stack]:
+    server = ServerProcess(tmp_path / "data", log_dir=tmp_path / "logs")
+    ollama = FakeOllamaProcess(tmp_path / "logs")
+    launch.together(server, ollama)
     agent = launch(
         AgentProcess(
             tmp_path / "logs",
@@ -138,18 +140,7 @@ def test_agent_reconnects_after_server_restart(stack: Stack) -> None:
     assert stack.events("ClientReregistered") == []
 
 
-def test_agent_sigterm_deregisters_and_exits_0(stack: Stack) -> None:
-    stack.wait_for(lambda c: c.get("status") == "online", "the client should come online")
-    assert stack.agent.stop() == 0, stack.agent.output()
-    assert len(stack.events("ClientDeregistered")) == 1
-    wait_until(
-        lambda: client_status(stack.http, CLIENT_ID) == "stopped",
-        10,
-        lambda: f"the client reads {stack.client()}",
-    )
-
-
-def test_agent_killed_times_out_then_recovers_and_reenrols_after_revocation(stack: Stack) -> None:
+def test_agent_killed_recovers_reenrols_and_stops_cleanly(stack: Stack) -> None:
     stack.wait_for(lambda c: c.get("status") == "online", "the client should come online")
     first_session = stack.client()["session_id"]
 
@@ -190,3 +181,12 @@ def test_agent_killed_times_out_then_recovers_and_reenrols_after_revocation(stac
     assert secret_file.exists() and secret_file.read_text() != saved
     stack.wait_for(lambda c: c.get("status") == "online", "online with the new secret")
     stack.agent.check_alive()
+
+    # SIGTERM: the agent deregisters and exits 0; the client reads as stopped.
+    assert stack.agent.stop() == 0, stack.agent.output()
+    assert len(stack.events("ClientDeregistered")) == 1
+    wait_until(
+        lambda: client_status(stack.http, CLIENT_ID) == "stopped",
+        10,
+        lambda: f"the client reads {stack.client()}",
+    )

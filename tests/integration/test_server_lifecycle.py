@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import Launcher
 from tests.integration.simulated_agent import (
     SimulatedAgent,
     all_events,
@@ -50,13 +51,13 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def new_server(
-    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path, launch: Any
+    store_kind: str, request: pytest.FixtureRequest, tmp_path: Path, launch: Launcher
 ) -> NewServer:
     """Start a server of this module's store kind for this test (stopped afterwards)."""
 
     def start(**options: Any) -> ServerProcess:
         data_dir = tmp_path / f"data-{uuid.uuid4().hex[:6]}"
-        return launch(make_server(store_kind, request, data_dir, **options))  # type: ignore[no-any-return]
+        return launch(make_server(store_kind, request, data_dir, **options))
 
     return start
 

@@ -99,6 +99,11 @@ class ManagedProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = START_TIMEOUT_S) -> Self:
+        """Spawn the process and wait until it is ready (killed again if it never is)."""
+        return self.spawn().ready(timeout)
+
+    def spawn(self) -> Self:
+        """Start the process without waiting; call `ready()` next (see `start_together`)."""
         assert not self.running, f"{self.name} is already running"
         self._runs += 1
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +128,9 @@ class ManagedProcess:
                 # the children only through stop(), in order (agent before server).
                 start_new_session=True,
             )
+        return self
+
+    def ready(self, timeout: float = START_TIMEOUT_S) -> Self:
         try:
             self.wait_ready(time.monotonic() + timeout)
         except BaseException:
@@ -197,6 +205,20 @@ class ManagedProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def start_together(*processes: ManagedProcess, timeout: float = START_TIMEOUT_S) -> None:
+    """Start independent processes at once (their start-up costs overlap), then wait for
+    each; on a failure every one of them is stopped again."""
+    try:
+        for process in processes:
+            process.spawn()
+        for process in processes:
+            process.ready(timeout)
+    except BaseException:
+        for process in processes:
+            process.kill()
+        raise
 
 
 def _base_env() -> dict[str, str]:
