@@ -4,6 +4,7 @@ restart and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from tests.conftest import Launcher
 from tests.integration.simulated_agent import all_events, client_status
 from tests.support.processes import (
+    CLEAN_EXITS,
     AgentProcess,
     FakeOllamaProcess,
     ServerProcess,
@@ -125,7 +127,7 @@ def test_agent_reports_ollama_and_its_models(stack: Stack) -> None:
     assert stack.events("ClientTimedOut") == []
 
 
-def test_agent_reconnects_after_server_restart(stack: Stack) -> None:
+def test_agent_reconnects_after_server_restart_and_state_loss(stack: Stack) -> None:
     stack.wait_for(lambda c: c.get("status") == "online", "the client should come online")
     stack.server.restart()
     started = all_events(stack.http, type="ServerStarted")[-1]["position"]
@@ -138,6 +140,18 @@ def test_agent_reconnects_after_server_restart(stack: Stack) -> None:
     stack.agent.check_alive()
     # The same agent process, the same session: no re-registration was needed.
     assert stack.events("ClientReregistered") == []
+
+    # A server that lost its state (a fresh data dir; the tokens come from the environment)
+    # no longer knows the client or its secret: the agent enrols again by itself.
+    assert stack.server.stop() in CLEAN_EXITS
+    shutil.rmtree(stack.server.data_dir)
+    stack.server.start()
+    stack.wait_for(
+        lambda c: c.get("status") == "online" and c["models_count"] == len(SEEDED),
+        "the agent should enrol again with the server that lost its state",
+    )
+    assert len(stack.events("ClientRegistered")) == 1
+    stack.agent.check_alive()
 
 
 def test_agent_killed_recovers_reenrols_and_stops_cleanly(stack: Stack) -> None:

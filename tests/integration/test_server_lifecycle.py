@@ -5,6 +5,7 @@ kill -9), credentials, decommissioning, and the log's exactly-once promise for h
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -336,17 +337,22 @@ async def test_kill_9_during_heartbeat_burst_loses_no_acknowledged_heartbeat(
     target = 120 if store_kind == "sqlite" else 60  # the Mongo stand-in is slower
     async with httpx.AsyncClient(base_url=server.api_url, timeout=10) as ahttp:
         beating = [asyncio.create_task(_beat_until_refused(a, ahttp)) for a in agents]
-
-        def enough_acknowledged() -> bool:
-            if any(task.done() for task in beating):
-                raise AssertionError("a simulated agent stopped before the kill")
-            return sum(len(a.acknowledged) for a in agents) >= target
-
-        while not enough_acknowledged():
-            await asyncio.sleep(0.01)
-        # Killed from a thread, so requests are still in flight when SIGKILL lands.
-        code = await asyncio.to_thread(server.kill)
-        await asyncio.gather(*beating)
+        deadline = time.monotonic() + 60
+        try:
+            while sum(len(a.acknowledged) for a in agents) < target:
+                assert time.monotonic() < deadline, f"fewer than {target} heartbeats in 60 s"
+                for task in beating:
+                    if task.done():  # an agent refused before the kill: show why
+                        task.result()
+                        raise AssertionError("a simulated agent stopped before the kill")
+                await asyncio.sleep(0.01)
+            # Killed from a thread, so requests are still in flight when SIGKILL lands.
+            code = await asyncio.to_thread(server.kill)
+            await asyncio.gather(*beating)
+        finally:
+            for task in beating:
+                task.cancel()
+            await asyncio.gather(*beating, return_exceptions=True)
     assert code == -9
 
     # On MongoDB a group commit cut off by the kill holds the event counter until the server
