@@ -3,6 +3,8 @@ interval 1 s, timeout 3 s) and a real agent pointed at both.
 
     python -m tests.e2e.stack [--port N] [--data-dir DIR] [--ollama-port N] [--client-id ID]
 
+(from the repository root, with the project's virtualenv Python, e.g. `.venv/bin/python`).
+
 Once the agent has registered it prints ONE JSON line on stdout:
 
     {"base_url", "ollama_url", "ollama_control_url", "server_pid", "agent_pid", "ollama_pid",
