@@ -187,7 +187,9 @@ def ingest(args: argparse.Namespace, tmp: Path) -> None:
     with process(cmd, env, f"{base}/api/v1/health"):
         _write_agents(agents_file, asyncio.run(register(base, args.agents)))
         obt = wrk(base, script, args.connections, args.seconds)
-        stored = httpx.get(f"{base}/api/v1/health", timeout=10).json()["store"]["head"]
+        store = httpx.get(f"{base}/api/v1/health", timeout=10).json()["store"]
+        stored = store["head"]
+        details = store.get("details", {})
     print(
         f"heartbeat ingest, {args.agents} agents, {args.connections} concurrent, "
         f"{args.seconds} s each (wrk):"
@@ -201,6 +203,8 @@ def ingest(args: argparse.Namespace, tmp: Path) -> None:
         f"p99 {obt['p99_ms']:.1f} ms  non-2xx {obt['non_2xx']:.0f}  log head {stored:,}"
     )
     print(f"  ratio OBT / bare:       {obt['rate'] / base_result['rate']:.2f}")
+    if details:
+        print(f"  store: {details}")
 
 
 def _write_agents(path: Path, agents: list[tuple[str, str, str]]) -> None:

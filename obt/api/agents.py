@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 
-from obt.api.deps import BearerDep, ClientIdPath, MetricsDep, OBTDep, RateLimitDep
+from obt.api.deps import BearerDep, ClientIdPath, OBTDep, bearer, rate_limit
 from obt.api.errors import ApiError
 from obt.api.schemas import (
     ErrorResponse,
@@ -18,6 +20,7 @@ from obt.api.schemas import (
     RegisterRequest,
     RegisterResponse,
 )
+from obt.bootstrap import OBT
 from obt.commands.messages import DeregisterClient, RecordHeartbeat, RegisterClient, ReportModels
 from obt.domain.client import InstalledModel, LoadedModel
 
@@ -29,16 +32,34 @@ ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def _request_id(request: Request) -> str:
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+    given = request.headers.get("x-request-id")
+    return given[:100] if given else f"{request.app.state.server_tag}-{next(_REQUESTS)}"
 
 
-async def authenticated_client(client_id: ClientIdPath, obt: OBTDep, token: BearerDep) -> str:
-    """Credentials are checked before the body, so a bad token is a 401/403, never a 422."""
-    await obt.commands.authenticate_client(client_id, token)
-    return client_id
+_REQUESTS = itertools.count(1)
 
 
-AgentDep = Annotated[str, Depends(authenticated_client)]
+@dataclass(frozen=True, slots=True)
+class AgentCall:
+    obt: OBT
+    client_id: str
+    request_id: str
+
+
+async def agent_call(
+    request: Request,
+    client_id: ClientIdPath,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> AgentCall:
+    """Rate limit, then credentials, before the body is even parsed: a flood costs nothing
+    and a bad token is a 401/403, never a 422. One dependency, not four: each one costs."""
+    obt: OBT = request.app.state.obt
+    rate_limit(request, client_id)
+    await obt.commands.authenticate_client(client_id, bearer(authorization))
+    return AgentCall(obt, client_id, _request_id(request))
+
+
+AgentCallDep = Annotated[AgentCall, Depends(agent_call)]
 
 
 def _require(token: str | None) -> str:
@@ -96,27 +117,20 @@ async def register(
     responses=ERRORS,
     summary="Record a heartbeat",
 )
-async def heartbeat(
-    client_id: ClientIdPath,
-    body: HeartbeatRequest,
-    request: Request,
-    obt: OBTDep,
-    metrics: MetricsDep,
-    _: RateLimitDep,
-    __: AgentDep,
-) -> HeartbeatResponse:
+async def heartbeat(body: HeartbeatRequest, call: AgentCallDep) -> HeartbeatResponse:
+    obt = call.obt
     ack = await obt.commands.heartbeat(
         RecordHeartbeat(
-            client_id=client_id,
+            client_id=call.client_id,
             seq=body.seq,
             session_id=body.session_id,
             sent_at=body.sent_at,
             ollama=body.ollama.model_dump(),
             models_digest=body.models_digest,
-            correlation_id=_request_id(request),
+            correlation_id=call.request_id,
         )
     )
-    metrics.heartbeats.inc()
+    obt.metrics.heartbeats.inc()
     return HeartbeatResponse(
         status=ack.status.value,
         models_wanted=ack.models_wanted,
@@ -131,14 +145,7 @@ async def heartbeat(
     responses=ERRORS,
     summary="Report the installed (/api/tags) and loaded (/api/ps) models",
 )
-async def report_models(
-    client_id: ClientIdPath,
-    body: ModelsRequest,
-    request: Request,
-    obt: OBTDep,
-    _: RateLimitDep,
-    __: AgentDep,
-) -> ModelsResponse:
+async def report_models(body: ModelsRequest, call: AgentCallDep) -> ModelsResponse:
     _unique([m.name for m in body.models], "models")
     _unique([m.name for m in body.loaded], "loaded")
     installed = [
@@ -164,12 +171,12 @@ async def report_models(
         )
         for m in body.loaded
     ]
-    report = await obt.commands.report_models(
+    report = await call.obt.commands.report_models(
         ReportModels(
-            client_id=client_id,
+            client_id=call.client_id,
             installed=installed,
             loaded=loaded,
-            correlation_id=_request_id(request),
+            correlation_id=call.request_id,
         )
     )
     return ModelsResponse(
@@ -187,11 +194,9 @@ async def report_models(
     responses=ERRORS,
     summary="Deregister on a clean agent stop",
 )
-async def deregister(
-    client_id: ClientIdPath, request: Request, obt: OBTDep, _: RateLimitDep, __: AgentDep
-) -> Response:
-    await obt.commands.deregister(
-        DeregisterClient(client_id=client_id, correlation_id=_request_id(request))
+async def deregister(call: AgentCallDep) -> Response:
+    await call.obt.commands.deregister(
+        DeregisterClient(client_id=call.client_id, correlation_id=call.request_id)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

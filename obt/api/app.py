@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from obt import __version__
 from obt.api import agents, audit, reads, system
 from obt.api.errors import install_error_handlers
-from obt.api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
+from obt.api.middleware import Edge
 from obt.api.ratelimit import RateLimiter
 from obt.api.static import default_dashboard_dir, mount_dashboard
 from obt.bootstrap import OBT, bootstrap
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
     metrics = obt.metrics if obt is not None else Metrics()
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
+    app.state.server_tag = uuid.uuid4().hex[:8]  # prefixes generated request ids
     if obt is not None:
         app.state.obt = obt
     install_error_handlers(app)
@@ -66,7 +68,6 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
     app.include_router(system.root_router)
     mount_dashboard(app, settings.dashboard_dir or default_dashboard_dir())
 
-    app.add_middleware(RequestMetrics, metrics=metrics)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -74,6 +75,5 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     return app

@@ -1,4 +1,8 @@
-"""Route dependencies as `Annotated` aliases: the app's parts, credentials, limits."""
+"""Route dependencies as `Annotated` aliases: the app's parts, credentials, limits.
+
+All are `async def`: FastAPI runs a plain `def` dependency on a worker thread, a thread hop
+per dependency per request that the heartbeat path cannot afford.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +19,18 @@ from obt.bootstrap import OBT
 from obt.metrics import Metrics
 
 
-def get_obt(request: Request) -> OBT:
+async def get_obt(request: Request) -> OBT:
     obt: OBT = request.app.state.obt
     return obt
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def bearer_token(
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> str | None:
+def bearer(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None when there is none."""
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
@@ -41,6 +44,12 @@ def bearer_token(
     return token.strip()
 
 
+async def bearer_token(
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str | None:
+    return bearer(authorization)
+
+
 OBTDep = Annotated[OBT, Depends(get_obt)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 BearerDep = Annotated[str | None, Depends(bearer_token)]
@@ -50,7 +59,7 @@ ClientIdPath = Annotated[
 ]
 
 
-def require_admin(obt: OBTDep, token: BearerDep) -> None:
+async def require_admin(obt: OBTDep, token: BearerDep) -> None:
     if token is None:
         raise ApiError(
             401, "not_authenticated", "the admin token is required", {"WWW-Authenticate": "Bearer"}
@@ -59,17 +68,16 @@ def require_admin(obt: OBTDep, token: BearerDep) -> None:
         raise ApiError(403, "forbidden", "this action needs the admin token")
 
 
-def rate_limited(request: Request, client_id: ClientIdPath) -> None:
+def rate_limit(request: Request, key: str) -> None:
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.check(client_id)
+    wait = limiter.check(key)
     if wait > 0:
         raise ApiError(
             429,
             "rate_limited",
-            f"too many requests for client {client_id!r}; retry in {math.ceil(wait)} s",
+            f"too many requests for client {key!r}; retry in {math.ceil(wait)} s",
             {"Retry-After": str(max(1, math.ceil(wait)))},
         )
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
-RateLimitDep = Annotated[None, Depends(rate_limited)]

@@ -30,6 +30,9 @@ async def health_report(obt: OBT) -> tuple[int, dict[str, Any]]:
         store["latency_ms"] = round(await obt.store.ping(), 3)
         head = await obt.store.head()
         store.update(reachable=True, head=head, error=None)
+        describe = getattr(obt.store, "describe", None)
+        if describe is not None:
+            store["details"] = describe()
     except StoreError as exc:
         store.update(latency_ms=None, head=None, error=str(exc))
         head = None

@@ -90,6 +90,11 @@ class SQLiteStore:
         self._all_connections.clear()
         self._connections = queue.SimpleQueue()
 
+    def describe(self) -> dict[str, object]:
+        """Diagnostics for /health: the file and how group commit is doing."""
+        stats = self._writer.stats.describe() if self._writer is not None else {}
+        return {"path": str(self.path), "synchronous": self._synchronous, **stats}
+
     async def ping(self) -> float:
         started = time.perf_counter()
         await self._read(lambda c: c.execute("SELECT 1").fetchone())

@@ -11,6 +11,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,28 @@ _UPSERT_DOC = (
 _UPSERT_CHECKPOINT = "INSERT OR REPLACE INTO checkpoints (projection, position) VALUES (?, ?)"
 
 
+@dataclass(slots=True)
+class WriterStats:
+    """How well group commit is doing: transactions, jobs in them, time spent writing."""
+
+    transactions: int = 0
+    jobs: int = 0
+    busy_s: float = 0.0
+
+    def record(self, jobs: int, seconds: float) -> None:
+        self.transactions += 1
+        self.jobs += jobs
+        self.busy_s += seconds
+
+    def describe(self) -> dict[str, float]:
+        per = self.jobs / self.transactions if self.transactions else 0.0
+        return {
+            "transactions": self.transactions,
+            "jobs_per_transaction": round(per, 2),
+            "busy_s": round(self.busy_s, 3),
+        }
+
+
 class SQLiteWriter:
     """Owns the write connection; `submit` is safe from any thread."""
 
@@ -96,6 +119,7 @@ class SQLiteWriter:
         self._ready: asyncio.Future[None] = loop.create_future()
         self._thread = threading.Thread(target=self._run, name="obt-sqlite-writer", daemon=True)
         self._connection: sqlite3.Connection | None = None
+        self.stats = WriterStats()
         self._versions: dict[str, int] = {}  # stream -> version, valid while data_version holds
         self._data_version: int | None = None
 
@@ -136,7 +160,9 @@ class SQLiteWriter:
                             break
                         jobs.extend(cast("list[Job]", item))
                 if jobs:
+                    started = time.perf_counter()
                     self._write(connection, jobs)
+                    self.stats.record(len(jobs), time.perf_counter() - started)
                 if stopping:
                     return
         finally:
