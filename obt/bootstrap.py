@@ -11,7 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from obt.commands.handlers import ClientCommands, Clock
 from obt.commands.lifecycle import ServerLifecycle
@@ -50,7 +50,10 @@ def make_store(settings: Settings, codec: EventCodec) -> Store:
     from obt.store.sqlite import SQLiteStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SQLiteStore(settings.sqlite_path, codec)
+    synchronous: Literal["FULL", "NORMAL"] = (
+        "FULL" if settings.sqlite_synchronous == "full" else "NORMAL"
+    )
+    return SQLiteStore(settings.sqlite_path, codec, synchronous=synchronous)
 
 
 @dataclass

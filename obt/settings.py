@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     rate_limit_per_min: int = Field(120, ge=1)  # per client id, agent endpoints
     scheduler_tick_s: float = Field(1.0, gt=0, le=60)
     dashboard_dir: Path | None = None
+    # full: every acknowledged event survives power loss (one fsync per group commit);
+    # normal: survives any process crash, may lose the last commits on power loss.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
     @field_validator("enrollment_token", "admin_token")
     @classmethod

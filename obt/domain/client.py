@@ -87,12 +87,23 @@ class ClientState:
         )
 
     def to_snapshot(self) -> dict[str, Any]:
-        snap = dataclasses.asdict(self)
-        snap["status"] = self.status.value if self.status else None
-        for key in ("last_seen", "offline_since"):
-            value = getattr(self, key)
-            snap[key] = value.isoformat() if value else None
-        return snap
+        # Written by hand: dataclasses.asdict deep-copies, and this runs for every client
+        # that changed in a projection batch.
+        return {
+            "client_id": self.client_id,
+            "version": self.version,
+            "registered": self.registered,
+            "status": self.status.value if self.status else None,
+            "session_id": self.session_id,
+            "secret_sha256": self.secret_sha256,
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "last_seq": self.last_seq,
+            "ollama_reachable": self.ollama_reachable,
+            "offline_since": self.offline_since.isoformat() if self.offline_since else None,
+            "profile": self.profile,
+            "installed": {name: _model_dict(m) for name, m in self.installed.items()},
+            "loaded": {name: _model_dict(m) for name, m in self.loaded.items()},
+        }
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> ClientState:
@@ -103,6 +114,10 @@ class ClientState:
         data["installed"] = {k: InstalledModel(**v) for k, v in data["installed"].items()}
         data["loaded"] = {k: LoadedModel(**v) for k, v in data["loaded"].items()}
         return cls(**data)
+
+
+def _model_dict(model: InstalledModel | LoadedModel) -> dict[str, Any]:
+    return {name: getattr(model, name) for name in model.__slots__}
 
 
 # ---------------------------------------------------------------- decisions
