@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterator
-from typing import TypeVar
 
 import pytest
 
-from tests.support.processes import ManagedProcess, start_together
+from tests.support.processes import Launcher
 
-P = TypeVar("P", bound=ManagedProcess)
 FAILED = pytest.StashKey[bool]()
 TRANSACTION_LIFETIME_S = 3.0
 
@@ -60,24 +58,6 @@ def mongodb_uri() -> Iterator[str]:
         yield with_option(server.uri, "retryWrites=false")
     finally:
         server.stop()
-
-
-class Launcher:
-    """Starts processes for one test and remembers them for the clean-up."""
-
-    def __init__(self) -> None:
-        self.launched: list[ManagedProcess] = []
-
-    def __call__(self, process: P) -> P:
-        self.launched.append(process)
-        if not process.running:
-            process.start()
-        return process
-
-    def together(self, *processes: ManagedProcess) -> None:
-        """Start independent processes at once, so their start-up costs overlap."""
-        self.launched += processes
-        start_together(*processes)
 
 
 @pytest.fixture

@@ -68,8 +68,8 @@ def test_stack_starts_reports_and_stops_cleanly(tmp_path: Path) -> None:
         client = f"{api}/clients/{info['client_id']}"
 
         def online_with_models() -> bool:
-            body = httpx.get(client, timeout=5).json()
-            return body.get("status") == "online" and body.get("models_count", 0) > 0
+            body: dict[str, Any] = httpx.get(client, timeout=5).json()
+            return body.get("status") == "online" and int(body.get("models_count", 0)) > 0
 
         wait_until(online_with_models, 20, lambda: httpx.get(client, timeout=5).text)
         state = httpx.get(f"{info['ollama_control_url']}/state", timeout=5).json()

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Launcher
 from tests.integration.simulated_agent import all_events, client_status
 from tests.support.processes import (
     CLEAN_EXITS,
     AgentProcess,
     FakeOllamaProcess,
+    Launcher,
     ServerProcess,
     wait_until,
 )

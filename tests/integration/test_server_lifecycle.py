@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Launcher
 from tests.integration.simulated_agent import (
     SimulatedAgent,
     all_events,
@@ -24,7 +23,13 @@ from tests.integration.simulated_agent import (
     heartbeat_counts,
     projections_at_head,
 )
-from tests.support.processes import CLEAN_EXITS, ServerProcess, random_token, wait_until
+from tests.support.processes import (
+    CLEAN_EXITS,
+    Launcher,
+    ServerProcess,
+    random_token,
+    wait_until,
+)
 
 STORES = [
     pytest.param("sqlite", id="sqlite"),

@@ -30,6 +30,7 @@ LOG_TAIL_LINES = 60
 CLEAN_EXITS = (0, -signal.SIGTERM)
 
 T = TypeVar("T")
+P = TypeVar("P", bound="ManagedProcess")
 
 
 def free_port() -> int:
@@ -442,3 +443,21 @@ class AgentProcess(ManagedProcess):
     def wait_ready(self, deadline: float) -> None:
         # Started means running: whether it registered is for the test to check.
         self.check_alive()
+
+
+class Launcher:
+    """Starts processes for one test and remembers them for the clean-up."""
+
+    def __init__(self) -> None:
+        self.launched: list[ManagedProcess] = []
+
+    def __call__(self, process: P) -> P:
+        self.launched.append(process)
+        if not process.running:
+            process.start()
+        return process
+
+    def together(self, *processes: ManagedProcess) -> None:
+        """Start independent processes at once, so their start-up costs overlap."""
+        self.launched += processes
+        start_together(*processes)
