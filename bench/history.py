@@ -9,6 +9,7 @@ from pathlib import Path
 
 from obt.bootstrap import make_codec
 from obt.domain.events import (
+    ClientDeregistered,
     ClientRegistered,
     ClientTimedOut,
     Event,
@@ -25,7 +26,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def client_history(
-    client: int, count: int, start: datetime = T0, step_s: float = 10
+    client: int, count: int, start: datetime = T0, step_s: float = 10, stop: bool = False
 ) -> list[tuple[Event, datetime]]:
     """`count` events of one client: registration, models, then heartbeats every `step_s`,
     with Ollama outages and an occasional timeout."""
@@ -95,16 +96,25 @@ def client_history(
                 )
             )
             at += timedelta(seconds=max(60, step_s))
-    return out[:count]
+    out = out[:count]
+    if stop:  # the agent stopped cleanly: no timeouts fire when a server opens this history
+        out[-1] = (ClientDeregistered(client_id=cid, session_id=session, reason="bench"), at)
+    return out
 
 
 async def write_history(
-    path: Path, *, clients: int, per_client: int, start: datetime = T0, step_s: float = 10
+    path: Path,
+    *,
+    clients: int,
+    per_client: int,
+    start: datetime = T0,
+    step_s: float = 10,
+    stop: bool = False,
 ) -> int:
     """Write every client's history, interleaved in time as a live fleet's would be."""
     store = SQLiteStore(path, make_codec())
     await store.open()
-    histories = [client_history(c, per_client, start, step_s) for c in range(clients)]
+    histories = [client_history(c, per_client, start, step_s, stop) for c in range(clients)]
     chunk = 50
     try:
         for offset in range(0, per_client, chunk):

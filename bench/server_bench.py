@@ -221,8 +221,14 @@ def reads(args: argparse.Namespace, tmp: Path) -> None:
     data.mkdir()
     now = datetime.now(UTC)
     count = asyncio.run(
+        # Hourly heartbeats with Ollama outages and timeouts: a week of status history.
         write_history(
-            data / "obt.sqlite3", clients=1000, start=now - timedelta(days=7), end=now, step_s=3600
+            data / "obt.sqlite3",
+            clients=1000,
+            per_client=7 * 24,
+            start=now - timedelta(days=7),
+            step_s=3600,
+            stop=True,
         )
     )
     cmd, env, base = obt_server(data, free_port())
@@ -238,13 +244,13 @@ def reads(args: argparse.Namespace, tmp: Path) -> None:
     }
     print(
         f"read endpoints, 1,000 clients, 7 days of history ({count:,} events), "
-        f"{args.connections} concurrent, {args.read_seconds} s each (wrk):"
+        f"{args.read_connections} concurrent, {args.read_seconds} s each (wrk):"
     )
     with process(cmd, env, f"{base}/api/v1/health") as proc:
         for name, path in endpoints.items():
             script = tmp / "get.lua"
             script.write_text(f'wrk.path = "{path}"\n', encoding="utf-8")
-            r = wrk(base, script, args.connections, args.read_seconds)
+            r = wrk(base, script, args.read_connections, args.read_seconds)
             print(
                 f"  {name:40s} {r['rate']:8,.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
                 f"p99 {r['p99_ms']:6.1f} ms  non-2xx {r['non_2xx']:.0f}"
@@ -260,9 +266,10 @@ def memory(args: argparse.Namespace, tmp: Path) -> None:
         write_history(
             data / "obt.sqlite3",
             clients=args.memory_clients,
+            per_client=10,
             start=now - timedelta(hours=1),
-            end=now,
-            step_s=600,
+            step_s=300,
+            stop=True,
         )
     )
     cmd, env, base = obt_server(data, free_port())
@@ -283,6 +290,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--read-seconds", type=int, default=5)
+    parser.add_argument(
+        "--read-connections", type=int, default=4, help="dashboard users reading at once"
+    )
     parser.add_argument("--memory-clients", type=int, default=10_000)
     parser.add_argument("--only", choices=["ingest", "reads", "memory"])
     args = parser.parse_args()

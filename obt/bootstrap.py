@@ -22,6 +22,8 @@ from obt.domain.upcasters import UPCASTERS
 from obt.errors import OBTError
 from obt.live import LiveHub
 from obt.metrics import Metrics
+from obt.projections.clients import ClientsProjector
+from obt.projections.models import ModelsProjector
 from obt.projections.queries import ReadModels
 from obt.projections.runner import ProjectionRunner
 from obt.scheduler import TimeoutScheduler
@@ -136,7 +138,11 @@ async def bootstrap(
         server_id=lifecycle.server_id,
     )
     runner = ProjectionRunner(store)
-    read_models = ReadModels(store)
+    clients_projector = runner.projector("clients")
+    models_projector = runner.projector("models")
+    assert isinstance(clients_projector, ClientsProjector)
+    assert isinstance(models_projector, ModelsProjector)
+    read_models = ReadModels(store, clients_projector, models_projector)
     live = LiveHub(read_models, clock)
     runner.subscribe(live.publish)
     scheduler = TimeoutScheduler(commands.detect_timeouts, settings.scheduler_tick_s)

@@ -17,8 +17,7 @@ from typing import Any
 from obt.commands.handlers import Clock
 from obt.errors import StoreError
 from obt.projections.base import Change
-from obt.projections.clients import CLIENTS
-from obt.projections.queries import ReadModels, client_summary
+from obt.projections.queries import ReadModels
 from obt.projections.timeline import TIMELINE
 
 log = logging.getLogger(__name__)
@@ -111,9 +110,9 @@ class LiveHub:
         store = self._read_models.store
         for (kind, key), position in sorted(latest.items(), key=lambda kv: kv[1]):
             if kind == "client":
-                doc = await store.get(CLIENTS, key)
-                if doc is not None:
-                    messages.append(LiveMessage(position, kind, client_summary(doc, now)))
+                summary = await self._read_models.client_summary(key, now)
+                if summary is not None:
+                    messages.append(LiveMessage(position, kind, summary))
             elif kind == "timeline":
                 doc = await store.get(TIMELINE, key)
                 if doc is not None:

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from obt.api.deps import ClientIdPath, OBTDep
+from obt.api.errors import json_response
 from obt.api.schemas import AwareDatetime, ClientStateAt, ErrorResponse, EventPage, FleetStateAt
 from obt.projections.replay import client_state, fleet_state
 from obt.store.ports import EventLog, RecordedEvent
@@ -48,7 +49,12 @@ Types = Annotated[
 After = Annotated[int, Query(ge=0, le=2**62, description="exclusive position to start after")]
 
 
-@router.get("/events", response_model=EventPage, summary="The event log, paged by position")
+@router.get(
+    "/events",
+    response_model=None,
+    responses={200: {"model": EventPage}},
+    summary="The event log, paged by position",
+)
 async def list_events(
     obt: OBTDep,
     stream: Stream = None,
@@ -57,7 +63,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     to: AwareDatetime | None = None,
-) -> dict[str, Any]:
+) -> Response:
     events = await obt.store.read_all(
         after=after,
         limit=limit + 1,
@@ -68,10 +74,12 @@ async def list_events(
     )
     more = len(events) > limit
     events = events[:limit]
-    return {
-        "items": [event_out(e) for e in events],
-        "next_after": events[-1].position if more and events else None,
-    }
+    return json_response(
+        {
+            "items": [event_out(e) for e in events],
+            "next_after": events[-1].position if more and events else None,
+        }
+    )
 
 
 @router.get(
@@ -111,22 +119,21 @@ async def ndjson(
 
 @router.get(
     "/clients/{client_id}/state",
-    response_model=ClientStateAt,
-    responses={422: {"model": ErrorResponse}},
+    response_model=None,
+    responses={200: {"model": ClientStateAt}, 422: {"model": ErrorResponse}},
     summary="A client's state as of a moment, replayed from the log",
 )
-async def client_state_at(
-    client_id: ClientIdPath, at: AwareDatetime, obt: OBTDep
-) -> dict[str, Any]:
+async def client_state_at(client_id: ClientIdPath, at: AwareDatetime, obt: OBTDep) -> Response:
     position, client = await client_state(obt.store, client_id, at)
-    return {"at": at, "position": position, "client": client}
+    return json_response({"at": at, "position": position, "client": client})
 
 
 @router.get(
     "/fleet/state",
-    response_model=FleetStateAt,
+    response_model=None,
+    responses={200: {"model": FleetStateAt}},
     summary="Every client's state as of a moment, replayed from the log",
 )
-async def fleet_state_at(at: AwareDatetime, obt: OBTDep) -> dict[str, Any]:
+async def fleet_state_at(at: AwareDatetime, obt: OBTDep) -> Response:
     position, clients = await fleet_state(obt.store, at)
-    return {"at": at, "position": position, "clients": clients}
+    return json_response({"at": at, "position": position, "clients": clients})

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from obt.api.deps import AdminDep, ClientIdPath, OBTDep
-from obt.api.errors import ApiError
+from obt.api.errors import ApiError, json_response
 from obt.api.schemas import (
     AwareDatetime,
     ClientDetail,
@@ -29,22 +29,27 @@ Before = Annotated[
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
 
 
-@router.get("/clients", response_model=ClientList, summary="Every client's current state")
-async def list_clients(obt: OBTDep) -> dict[str, Any]:
-    return {"items": await obt.read_models.clients(obt.clock.now())}
+@router.get(
+    "/clients",
+    response_model=None,
+    responses={200: {"model": ClientList}},
+    summary="Every client's current state",
+)
+async def list_clients(obt: OBTDep) -> Response:
+    return json_response({"items": await obt.read_models.clients(obt.clock.now())})
 
 
 @router.get(
     "/clients/{client_id}",
-    response_model=ClientDetail,
-    responses=NOT_FOUND,
+    response_model=None,
+    responses={200: {"model": ClientDetail}, **NOT_FOUND},
     summary="One client, with its models",
 )
-async def get_client(client_id: ClientIdPath, obt: OBTDep) -> dict[str, Any]:
+async def get_client(client_id: ClientIdPath, obt: OBTDep) -> Response:
     doc = await obt.read_models.client(client_id, obt.clock.now())
     if doc is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r} is registered")
-    return doc
+    return json_response(doc)
 
 
 @router.get(
@@ -58,7 +63,7 @@ async def get_uptime(
     from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     to: AwareDatetime | None = None,
     bucket: Literal["hour", "day"] = "hour",
-) -> dict[str, Any]:
+) -> Response:
     now = obt.clock.now()
     if await obt.read_models.client(client_id, now) is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r} is registered")
@@ -67,7 +72,7 @@ async def get_uptime(
         start = from_ or (end - (timedelta(hours=24) if bucket == "hour" else timedelta(days=90)))
         if start >= end:
             raise ApiError(422, "validation_error", "'from' must be before 'to'")
-        return await obt.read_models.uptime(client_id, start, end, bucket, now)
+        return json_response(await obt.read_models.uptime(client_id, start, end, bucket, now))
     except RangeTooLarge as exc:
         raise ApiError(422, "range_too_large", str(exc)) from None
     except (OverflowError, ValueError):
@@ -77,28 +82,38 @@ async def get_uptime(
 
 @router.get(
     "/clients/{client_id}/timeline",
-    response_model=TimelinePage,
-    responses=NOT_FOUND,
+    response_model=None,
+    responses={200: {"model": TimelinePage}, **NOT_FOUND},
     summary="One client's timeline, newest first",
 )
 async def client_timeline(
     client_id: ClientIdPath, obt: OBTDep, before: Before = None, limit: Limit = 100
-) -> dict[str, Any]:
+) -> Response:
     if await obt.read_models.client(client_id, obt.clock.now()) is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r} is registered")
     items, next_before = await obt.read_models.timeline(client_id, before, limit)
-    return {"items": items, "next_before": next_before}
+    return json_response({"items": items, "next_before": next_before})
 
 
-@router.get("/timeline", response_model=TimelinePage, summary="The fleet's timeline")
-async def fleet_timeline(obt: OBTDep, before: Before = None, limit: Limit = 100) -> dict[str, Any]:
+@router.get(
+    "/timeline",
+    response_model=None,
+    responses={200: {"model": TimelinePage}},
+    summary="The fleet's timeline",
+)
+async def fleet_timeline(obt: OBTDep, before: Before = None, limit: Limit = 100) -> Response:
     items, next_before = await obt.read_models.timeline(None, before, limit)
-    return {"items": items, "next_before": next_before}
+    return json_response({"items": items, "next_before": next_before})
 
 
-@router.get("/models", response_model=ItemsResponse, summary="Fleet model availability")
-async def fleet_models(obt: OBTDep) -> dict[str, Any]:
-    return {"items": await obt.read_models.models()}
+@router.get(
+    "/models",
+    response_model=None,
+    responses={200: {"model": ItemsResponse}},
+    summary="Fleet model availability",
+)
+async def fleet_models(obt: OBTDep) -> Response:
+    return json_response({"items": await obt.read_models.models()})
 
 
 @router.delete(

@@ -44,11 +44,13 @@ class ClientsProjector(Projector):
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
         self.live: dict[str, Liveness] = {}  # parsed once, not from the document per event
+        self.revision = 0  # moves on every change to `docs`: lets readers cache what they built
         self.observed_since: datetime | None = None
 
     async def load(self, store: ReadStore) -> None:
         self.docs = {d["client_id"]: d for d in await store.find(CLIENTS)}
         self.live = {cid: liveness_of(d) for cid, d in self.docs.items() if "status" in d}
+        self.revision += 1
         meta = await store.get(META, "server")
         since = meta.get("observed_since") if meta else None
         self.observed_since = datetime.fromisoformat(since) if since else None
@@ -73,6 +75,7 @@ class ClientsProjector(Projector):
             self.live[cid] = moved
         _fold(doc, event, at)
         doc["position"] = pos
+        self.revision += 1
         batch.put(CLIENTS, cid, doc, client_id=cid)
         batch.changed("client", cid, pos)
 
@@ -88,6 +91,7 @@ class ClientsProjector(Projector):
                 _set_liveness(doc, step, at)
                 self.live[cid] = step
             if steps:
+                self.revision += 1
                 doc["position"] = pos
                 batch.put(CLIENTS, cid, doc, client_id=cid)
                 batch.changed("client", cid, pos)

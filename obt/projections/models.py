@@ -25,9 +25,11 @@ class ModelsProjector(Projector):
 
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
+        self.revision = 0  # moves on every change to `docs`
 
     async def load(self, store: ReadStore) -> None:
         self.docs = {d["name"]: d for d in await store.find(MODELS)}
+        self.revision += 1
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
         event, pos = envelope.event, envelope.position
@@ -82,6 +84,7 @@ class ModelsProjector(Projector):
             del self.docs[name]["hosts"][client_id]
 
     def _touch(self, name: str, pos: int, batch: Batch) -> None:
+        self.revision += 1
         doc = self.docs[name]
         if not doc["hosts"]:
             del self.docs[name]

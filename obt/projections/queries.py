@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from obt.domain.liveness import Status
-from obt.projections.clients import CLIENTS
-from obt.projections.models import MODELS
+from obt.projections.clients import CLIENTS, ClientsProjector
+from obt.projections.models import MODELS, ModelsProjector
 from obt.projections.timeline import TIMELINE
 from obt.projections.uptime import (
     BUCKETS,
@@ -42,6 +42,7 @@ SUMMARY_FIELDS = (
     "position",
 )
 MAX_BUCKETS = {"hour": 24 * 31, "day": 366 * 2}
+FIELD_BY_STATUS = {status.value: seconds_field(status) for status in Status}
 
 
 class RangeTooLarge(ValueError):
@@ -54,7 +55,7 @@ def uptime_fraction(recent: Iterable[list[Any]], now: datetime) -> float | None:
     end_ts = now.timestamp()
     totals = dict.fromkeys(CATEGORY_FIELD.values(), 0.0)
     for status, start, end in recent:
-        field = seconds_field(Status(status))
+        field = FIELD_BY_STATUS[status]
         if field is None:
             continue
         lo, hi = max(start, window_start), min(end if end is not None else end_ts, end_ts)
@@ -78,23 +79,60 @@ def client_detail(doc: Doc, now: datetime) -> Doc:
 
 
 class ReadModels:
-    def __init__(self, store: ReadStore) -> None:
+    """Queries over the read models.
+
+    Given the running projectors, the current clients and models are read from their memory
+    (the same documents they commit, at least as fresh); everything else from the store.
+    """
+
+    def __init__(
+        self,
+        store: ReadStore,
+        clients: ClientsProjector | None = None,
+        models: ModelsProjector | None = None,
+    ) -> None:
         self._store = store
+        self._clients = clients
+        self._models = models
+        self._clients_cache: tuple[tuple[int, int], list[Doc]] | None = None
+        self._models_cache: tuple[tuple[int, int], list[Doc]] | None = None
 
     @property
     def store(self) -> ReadStore:
         return self._store
 
+    async def _client_docs(self) -> list[Doc]:
+        if self._clients is not None:
+            return list(self._clients.docs.values())
+        return await self._store.find(CLIENTS)
+
     async def clients(self, now: datetime) -> list[Doc]:
-        docs = await self._store.find(CLIENTS)
-        return sorted(
+        # A dashboard full of viewers asks for the same list: within one second and with no
+        # change to any client, the list built last time is the answer.
+        key = (self._clients.revision, int(now.timestamp())) if self._clients else None
+        if key is not None and self._clients_cache is not None and self._clients_cache[0] == key:
+            return self._clients_cache[1]
+        docs = await self._client_docs()
+        items = sorted(
             (client_summary(d, now) for d in docs),
             key=lambda c: (c.get("hostname") or "", c["client_id"]),
         )
+        if key is not None:
+            self._clients_cache = (key, items)
+        return items
+
+    async def _client_doc(self, client_id: str) -> Doc | None:
+        if self._clients is not None:
+            return self._clients.docs.get(client_id)
+        return await self._store.get(CLIENTS, client_id)
 
     async def client(self, client_id: str, now: datetime) -> Doc | None:
-        doc = await self._store.get(CLIENTS, client_id)
+        doc = await self._client_doc(client_id)
         return client_detail(doc, now) if doc else None
+
+    async def client_summary(self, client_id: str, now: datetime) -> Doc | None:
+        doc = await self._client_doc(client_id)
+        return client_summary(doc, now) if doc else None
 
     async def timeline(
         self, client_id: str | None, before: int | None, limit: int
@@ -114,8 +152,24 @@ class ReadModels:
         return items, (items[-1]["position"] if more and items else None)
 
     async def models(self) -> list[Doc]:
-        docs = await self._store.find(MODELS)
-        names = {d["client_id"]: d.get("hostname") for d in await self._store.find(CLIENTS)}
+        key = (
+            (self._models.revision, self._clients.revision)
+            if self._models and self._clients
+            else None
+        )
+        if key is not None and self._models_cache is not None and self._models_cache[0] == key:
+            return self._models_cache[1]
+        items = await self._build_models()
+        if key is not None:
+            self._models_cache = (key, items)
+        return items
+
+    async def _build_models(self) -> list[Doc]:
+        if self._models is not None:
+            docs = list(self._models.docs.values())
+        else:
+            docs = await self._store.find(MODELS)
+        names = {d["client_id"]: d.get("hostname") for d in await self._client_docs()}
         items = []
         for doc in sorted(docs, key=lambda d: d["name"]):
             hosts = [

@@ -37,6 +37,7 @@ CREATE TABLE docs (
     PRIMARY KEY (collection, key)
 ) WITHOUT ROWID;
 CREATE INDEX docs_by_client_sort ON docs (collection, client_id, sort);
+CREATE INDEX docs_by_sort ON docs (collection, sort);
 CREATE TABLE checkpoints (projection TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID;
 """
 
@@ -115,6 +116,15 @@ def create_schema(connection: sqlite3.Connection) -> None:
     except BaseException:
         connection.execute("ROLLBACK")
         raise
+
+
+# Indexes added after schema version 1 shipped: created on open when missing.
+LATER_INDEXES = ("CREATE INDEX IF NOT EXISTS docs_by_sort ON docs (collection, sort)",)
+
+
+def upgrade_schema(connection: sqlite3.Connection) -> None:
+    for statement in LATER_INDEXES:
+        connection.execute(statement)
 
 
 def translate(path: Path, exc: sqlite3.Error) -> StoreError:

@@ -29,7 +29,7 @@ from obt.store.rules import (
     indexed_fields,
     resend_version,
 )
-from obt.store.sqlite_schema import create_schema, is_new, translate
+from obt.store.sqlite_schema import create_schema, is_new, translate, upgrade_schema
 
 Resolve = Callable[[list[tuple["asyncio.Future[Any]", Any, BaseException | None]], int], None]
 
@@ -184,6 +184,8 @@ class SQLiteWriter:
             connection.execute("PRAGMA cache_size = -65536")
             if new:
                 create_schema(connection)
+            else:
+                upgrade_schema(connection)
         except sqlite3.Error as exc:
             connection.close()
             raise translate(self._path, exc) from None

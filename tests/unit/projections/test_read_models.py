@@ -7,6 +7,8 @@ from datetime import timedelta
 import pytest
 
 from obt.bootstrap import make_codec
+from obt.projections.clients import ClientsProjector
+from obt.projections.models import ModelsProjector
 from obt.projections.queries import ReadModels
 from obt.projections.replay import client_state, fleet_state
 from obt.store.memory import MemoryStore
@@ -187,3 +189,26 @@ async def test_state_as_of_before_a_model_change(fleet: Fleet) -> None:
     assert position < await fleet.store.head()
     _, nobody = await client_state(fleet.store, "a", before - timedelta(days=1))
     assert nobody is None
+
+
+async def test_cached_lists_follow_every_change() -> None:
+    """With the running projectors as the source, lists are cached per change and second."""
+    fleet = Fleet(MemoryStore(make_codec()))
+    await fleet.start()
+    clients = fleet.runner.projector("clients")
+    models = fleet.runner.projector("models")
+    assert isinstance(clients, ClientsProjector)
+    assert isinstance(models, ModelsProjector)
+    read = ReadModels(fleet.store, clients, models)
+    await fleet.register("a")
+    await fleet.project()
+    now = fleet.clock.now()
+    first = await read.clients(now)
+    assert await read.clients(now) is first  # nothing changed: the same list
+    await fleet.heartbeat("a", reachable=False)
+    await fleet.project()
+    assert [c["status"] for c in await read.clients(now)] == ["degraded"]
+    assert await read.models() == []
+    await fleet.models("a", {"m": "sha256:1"})
+    await fleet.project()
+    assert [m["name"] for m in await read.models()] == ["m"]
