@@ -342,6 +342,11 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
     if not isinstance(event, ClientEvent):
         return state
     match event:
+        case HeartbeatReceived():  # first: by far the most frequent
+            state.last_seen = at
+            state.last_seq = event.seq
+            state.ollama_reachable = bool(event.ollama.get("reachable"))
+            state.status = reachable_status(state.ollama_reachable)
         case ClientRegistered() | ClientReregistered():
             state.registered = True
             state.session_id = event.session_id
@@ -359,11 +364,6 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
             state.last_seen = at
             state.last_seq = None
             state.offline_since = None
-        case HeartbeatReceived():
-            state.last_seen = at
-            state.last_seq = event.seq
-            state.ollama_reachable = bool(event.ollama.get("reachable"))
-            state.status = reachable_status(state.ollama_reachable)
         case ClientRecovered():
             state.offline_since = None
         case ClientTimedOut():

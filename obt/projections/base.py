@@ -27,14 +27,12 @@ class Envelope:
 
     recorded: RecordedEvent
     event: Event
+    position: int  # copies of the envelope's, read for every event by every projector
+    at: datetime
 
-    @property
-    def position(self) -> int:
-        return self.recorded.position
-
-    @property
-    def at(self) -> datetime:
-        return self.recorded.recorded_at
+    @classmethod
+    def of(cls, recorded: RecordedEvent, event: Event) -> Envelope:
+        return cls(recorded, event, recorded.position, recorded.recorded_at)
 
 
 @dataclass

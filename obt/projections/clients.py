@@ -19,7 +19,7 @@ from obt.domain.events import (
     ServerStarted,
     ServerStopped,
 )
-from obt.domain.liveness import Status
+from obt.domain.liveness import Status, reachable_status
 from obt.projections.base import Batch, Envelope, Projector, iso, ts
 from obt.projections.status import Liveness, client_transition, server_transitions
 from obt.store.ports import Doc, ReadStore
@@ -45,12 +45,16 @@ class ClientsProjector(Projector):
         self.docs: dict[str, Doc] = {}
         self.live: dict[str, Liveness] = {}  # parsed once, not from the document per event
         self.revision = 0  # moves on every change to `docs`: lets readers cache what they built
+        self._dirty: dict[str, int] = {}  # client -> position of its last change in this batch
+        self._seen: dict[str, datetime] = {}  # client -> last heartbeat, formatted at flush
         self.observed_since: datetime | None = None
 
     async def load(self, store: ReadStore) -> None:
         self.docs = {d["client_id"]: d for d in await store.find(CLIENTS)}
         self.live = {cid: liveness_of(d) for cid, d in self.docs.items() if "status" in d}
         self.revision += 1
+        self._dirty.clear()
+        self._seen.clear()
         meta = await store.get(META, "server")
         since = meta.get("observed_since") if meta else None
         self.observed_since = datetime.fromisoformat(since) if since else None
@@ -69,15 +73,36 @@ class ClientsProjector(Projector):
                 return  # events of a client registered before this history began
             doc = self.docs[cid] = _new_doc(event, at)
         current = self.live.get(cid)
+        if type(event) is HeartbeatReceived and current is not None:
+            status = reachable_status(bool(event.ollama.get("reachable")))
+            if current.status is status and current.underlying is status:
+                # The common case, kept cheap: last_seen is formatted once per batch.
+                _fold_heartbeat(doc, event)
+                self._seen[cid] = at
+                self._touch(cid, pos)
+                return
         moved = client_transition(current, event, at, self.observed_since)
         if moved is not None and moved != current:
             _set_liveness(doc, moved, at)
             self.live[cid] = moved
+        self._seen.pop(cid, None)
         _fold(doc, event, at)
-        doc["position"] = pos
+        self._touch(cid, pos)
+
+    def _touch(self, cid: str, pos: int) -> None:
+        self._dirty[cid] = pos
         self.revision += 1
-        batch.put(CLIENTS, cid, doc, client_id=cid)
-        batch.changed("client", cid, pos)
+
+    def flush(self, batch: Batch) -> None:
+        for cid, pos in self._dirty.items():
+            doc = self.docs[cid]
+            seen = self._seen.pop(cid, None)
+            if seen is not None:
+                doc["last_seen"] = iso(seen)
+            doc["position"] = pos
+            batch.put(CLIENTS, cid, doc, client_id=cid)
+            batch.changed("client", cid, pos)
+        self._dirty.clear()
 
     def _apply_server(self, event: ServerStarted | ServerStopped, pos: int, batch: Batch) -> None:
         at = event.started_at if isinstance(event, ServerStarted) else event.stopped_at
@@ -91,10 +116,7 @@ class ClientsProjector(Projector):
                 _set_liveness(doc, step, at)
                 self.live[cid] = step
             if steps:
-                self.revision += 1
-                doc["position"] = pos
-                batch.put(CLIENTS, cid, doc, client_id=cid)
-                batch.changed("client", cid, pos)
+                self._touch(cid, pos)
 
 
 def _new_doc(event: ClientRegistered, at: datetime) -> Doc:
@@ -125,6 +147,18 @@ def _set_liveness(doc: Doc, live: Liveness, at: datetime) -> None:
     doc["underlying"] = live.underlying.value
 
 
+def _fold_heartbeat(doc: Doc, event: HeartbeatReceived) -> None:
+    doc["session_id"] = event.session_id
+    doc["clock_skew_ms"] = event.clock_skew_ms
+    ollama = event.ollama
+    doc["ollama"] = {
+        "reachable": bool(ollama.get("reachable")),
+        "version": ollama.get("version") or doc["ollama"].get("version"),
+        "error": ollama.get("error"),
+        "latency_ms": ollama.get("latency_ms"),
+    }
+
+
 def _fold(doc: Doc, event: ClientEvent, at: datetime) -> None:
     match event:
         case ClientRegistered() | ClientReregistered():
@@ -144,14 +178,7 @@ def _fold(doc: Doc, event: ClientEvent, at: datetime) -> None:
             }
         case HeartbeatReceived():
             doc["last_seen"] = iso(at)
-            doc["session_id"] = event.session_id
-            doc["clock_skew_ms"] = event.clock_skew_ms
-            doc["ollama"] = {
-                "reachable": bool(event.ollama.get("reachable")),
-                "version": event.ollama.get("version") or doc["ollama"].get("version"),
-                "error": event.ollama.get("error"),
-                "latency_ms": event.ollama.get("latency_ms"),
-            }
+            _fold_heartbeat(doc, event)
         case OllamaBecameUnavailable():
             doc["ollama"]["error"] = event.error
         case ModelAdded() | ModelChanged():

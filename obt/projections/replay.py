@@ -27,7 +27,9 @@ async def fleet_state(log: EventLog, at: datetime) -> tuple[int, list[Doc]]:
         records = await log.read_all(after=after, until=position, limit=CHUNK)
         if not records:
             break
-        projector.apply_all(decode(records), Batch())
+        batch = Batch()
+        projector.apply_all(decode(records), batch)
+        projector.flush(batch)
         after = records[-1].position
     clients = [client_detail(doc, at) for doc in projector.docs.values()]
     clients.sort(key=lambda c: (c.get("hostname") or "", c["client_id"]))
@@ -42,7 +44,9 @@ async def client_state(log: EventLog, client_id: str, at: datetime) -> tuple[int
         records.extend(await _stream_until(log, stream, position))
     records.sort(key=lambda r: r.position)
     projector = ClientsProjector()
-    projector.apply_all(decode(records), Batch())
+    batch = Batch()
+    projector.apply_all(decode(records), batch)
+    projector.flush(batch)
     doc = projector.docs.get(client_id)
     return position, client_detail(doc, at) if doc else None
 

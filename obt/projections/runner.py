@@ -61,7 +61,7 @@ def decode(records: Iterable[RecordedEvent]) -> list[Envelope]:
                 exc,
             )
             continue
-        envelopes.append(Envelope(recorded, event))
+        envelopes.append(Envelope.of(recorded, event))
     return envelopes
 
 
@@ -150,7 +150,10 @@ class ProjectionRunner:
                 continue
             batch = Batch()
             try:
-                p.apply_all((e for e in envelopes if e.position > checkpoint), batch)
+                if envelopes and envelopes[0].position > checkpoint:
+                    p.apply_all(envelopes, batch)
+                else:
+                    p.apply_all((e for e in envelopes if e.position > checkpoint), batch)
                 p.flush(batch)
                 persisted = self._persisted[p.name]
                 if batch or last - persisted >= self.max_unsaved:

@@ -10,8 +10,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
-from obt.domain.events import ClientEvent, ClientRegistered, ServerStarted, ServerStopped
-from obt.domain.liveness import UPTIME_CATEGORY, Status
+from obt.domain.events import (
+    ClientEvent,
+    ClientRegistered,
+    HeartbeatReceived,
+    ServerStarted,
+    ServerStopped,
+)
+from obt.domain.liveness import UPTIME_CATEGORY, Status, reachable_status
 from obt.projections.base import Batch, Envelope, Projector, iso, ts
 from obt.projections.status import Liveness, client_transition, server_transitions
 from obt.store.ports import Doc, ReadStore
@@ -88,6 +94,10 @@ class UptimeProjector(Projector):
             return
         cid = event.client_id
         current = self.open.get(cid)
+        if type(event) is HeartbeatReceived and current is not None:
+            status = reachable_status(bool(event.ollama.get("reachable")))
+            if current.status is status and current.underlying is status:
+                return  # one more heartbeat in the same status: the common case
         if current is None and not isinstance(event, ClientRegistered):
             return
         moved = client_transition(current, event, at, self.observed_since)

@@ -181,9 +181,15 @@ async def test_state_as_of_before_a_model_change(fleet: Fleet) -> None:
     _, doc = await client_state(fleet.store, "a", before)
     assert doc is not None
     assert [m["name"] for m in doc["models"]] == ["old"]
+    fleet.clock.advance(5)
+    await fleet.heartbeat("a")
+    beat = fleet.clock.now()
     _, now_doc = await client_state(fleet.store, "a", fleet.clock.now())
     assert now_doc is not None
     assert [m["name"] for m in now_doc["models"]] == ["new"]
+    assert now_doc["last_seen"] == beat.isoformat()
+    _, fleet_now = await fleet_state(fleet.store, beat)
+    assert fleet_now[0]["last_seen"] == beat.isoformat()
     position, clients = await fleet_state(fleet.store, before)
     assert [c["client_id"] for c in clients] == ["a"]
     assert position < await fleet.store.head()
