@@ -67,7 +67,7 @@ def client_history(
                     client_id=cid,
                     seq=seq,
                     session_id=session,
-                    sent_at=at,
+                    sent_at=at.isoformat(),
                     clock_skew_ms=3,
                     ollama={
                         "reachable": reachable,

@@ -222,7 +222,7 @@ def decide_heartbeat(
             client_id=cid,
             seq=seq,
             session_id=session_id,
-            sent_at=sent_at,
+            sent_at=sent_at.isoformat() if sent_at else None,
             clock_skew_ms=skew,
             ollama=dict(ollama),
             models_digest=models_digest,

@@ -88,10 +88,10 @@ class ClientReregistered(ClientEvent):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatReceived(ClientEvent):
-    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("sent_at",)
     seq: int
     session_id: str
-    sent_at: datetime | None  # agent clock: a diagnostic only
+    # The agent's clock, ISO-8601 as it sent it: a diagnostic only, never parsed on read.
+    sent_at: str | None
     clock_skew_ms: int | None  # sent_at minus server receive time
     ollama: dict[str, Any]  # reachable, version, latency_ms, error
     models_digest: str | None

@@ -19,10 +19,12 @@ from obt.domain.events import (
     ServerStarted,
     ServerStopped,
 )
-from obt.domain.liveness import Status, reachable_status
+from obt.domain.liveness import Status
 from obt.projections.base import Batch, Envelope, Projector, iso, ts
 from obt.projections.status import Liveness, client_transition, server_transitions
 from obt.store.ports import Doc, ReadStore
+
+ONLINE, DEGRADED = Status.ONLINE, Status.DEGRADED
 
 CLIENTS = "clients"
 META = "clients_meta"
@@ -61,6 +63,20 @@ class ClientsProjector(Projector):
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
         event, at, pos = envelope.event, envelope.at, envelope.position
+        if type(event) is HeartbeatReceived:
+            # The common case first: one more heartbeat in the same status. last_seen is
+            # formatted once per batch, in flush().
+            cid = event.client_id
+            current = self.live.get(cid)
+            doc = self.docs.get(cid)
+            if current is not None and doc is not None:
+                status = ONLINE if event.ollama.get("reachable") else DEGRADED
+                if current.status is status and current.underlying is status:
+                    _fold_heartbeat(doc, event)
+                    self._seen[cid] = at
+                    self._dirty[cid] = pos
+                    self.revision += 1
+                    return
         if isinstance(event, ServerStarted | ServerStopped):
             self._apply_server(event, pos, batch)
             return
@@ -73,14 +89,6 @@ class ClientsProjector(Projector):
                 return  # events of a client registered before this history began
             doc = self.docs[cid] = _new_doc(event, at)
         current = self.live.get(cid)
-        if type(event) is HeartbeatReceived and current is not None:
-            status = reachable_status(bool(event.ollama.get("reachable")))
-            if current.status is status and current.underlying is status:
-                # The common case, kept cheap: last_seen is formatted once per batch.
-                _fold_heartbeat(doc, event)
-                self._seen[cid] = at
-                self._touch(cid, pos)
-                return
         moved = client_transition(current, event, at, self.observed_since)
         if moved is not None and moved != current:
             _set_liveness(doc, moved, at)

@@ -17,10 +17,12 @@ from obt.domain.events import (
     ServerStarted,
     ServerStopped,
 )
-from obt.domain.liveness import UPTIME_CATEGORY, Status, reachable_status
+from obt.domain.liveness import UPTIME_CATEGORY, Status
 from obt.projections.base import Batch, Envelope, Projector, iso, ts
 from obt.projections.status import Liveness, client_transition, server_transitions
 from obt.store.ports import Doc, ReadStore
+
+ONLINE, DEGRADED = Status.ONLINE, Status.DEGRADED
 
 INTERVALS = "uptime_intervals"
 HOURS = "uptime_hour"
@@ -79,7 +81,15 @@ class UptimeProjector(Projector):
         self.observed_since = datetime.fromisoformat(since) if since else None
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
-        event, at, pos = envelope.event, envelope.at, envelope.position
+        event = envelope.event
+        if type(event) is HeartbeatReceived:
+            # The common case first: one more heartbeat in the same status changes nothing.
+            current = self.open.get(event.client_id)
+            if current is not None:
+                status = ONLINE if event.ollama.get("reachable") else DEGRADED
+                if current.status is status and current.underlying is status:
+                    return
+        at, pos = envelope.at, envelope.position
         if isinstance(event, ServerStarted | ServerStopped):
             if isinstance(event, ServerStarted):
                 self.observed_since = event.started_at
@@ -94,10 +104,6 @@ class UptimeProjector(Projector):
             return
         cid = event.client_id
         current = self.open.get(cid)
-        if type(event) is HeartbeatReceived and current is not None:
-            status = reachable_status(bool(event.ollama.get("reachable")))
-            if current.status is status and current.underlying is status:
-                return  # one more heartbeat in the same status: the common case
         if current is None and not isinstance(event, ClientRegistered):
             return
         moved = client_transition(current, event, at, self.observed_since)

@@ -62,9 +62,18 @@ class EventCodec:
     ) -> RecordedEvent:
         try:
             data_obj = dict(data) if isinstance(data, Mapping) else loads_object(data)
-            meta_obj = dict(metadata) if isinstance(metadata, Mapping) else loads_object(metadata)
-            when = to_datetime(recorded_at)
-            data_obj, schema_version = self._upcast(type, schema_version, data_obj)
+            if metadata == "{}":  # most events: skip the parser
+                meta_obj: dict[str, Any] = {}
+            elif isinstance(metadata, Mapping):
+                meta_obj = dict(metadata)
+            else:
+                meta_obj = loads_object(metadata)
+            if isinstance(recorded_at, float):
+                when = datetime.fromtimestamp(recorded_at, tz=UTC)
+            else:
+                when = to_datetime(recorded_at)
+            if self._latest.get(type, schema_version) != schema_version:
+                data_obj, schema_version = self._upcast(type, schema_version, data_obj)
         except CorruptEvent:
             raise
         except Exception as exc:  # any decoding failure of stored bytes is corruption
