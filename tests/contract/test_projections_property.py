@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -179,3 +180,17 @@ def test_projections_agree_on_sqlite(data: st.DataObject) -> None:
             return store
 
         run_property(open_store, data)
+
+
+@pytest.mark.mongodb
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_projections_agree_on_mongodb(secantus_uri: str, data: st.DataObject) -> None:
+    from obt.store.mongodb import MongoStore
+
+    async def open_store(name: str) -> Store:
+        store = MongoStore(secantus_uri, f"prop_{name}", make_codec())
+        await store.open()
+        return store
+
+    run_property(open_store, data)
