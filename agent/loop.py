@@ -29,6 +29,7 @@ from agent.server import HeartbeatReply, Registration
 from agent.state import Credentials
 
 DEREGISTER_TIMEOUT_S = 3.0
+SESSION_GONE = frozenset({"session_mismatch", "client_stopped"})
 MAX_INTERVAL_S = 3600.0
 # Sent while Ollama has never answered: a string keeps the field's type stable for the server.
 EMPTY_DIGEST = models_digest((), ())
@@ -118,7 +119,14 @@ class AgentLoop:
         next_at = self.clock.monotonic()
         while not await self.clock.wait(stop, next_at - self.clock.monotonic()):
             try:
-                await self._beat()
+                try:
+                    await self._beat()
+                except ServerRejected as exc:
+                    if exc.status == 409 and exc.code in SESSION_GONE:
+                        # The server no longer takes this session's heartbeats (another
+                        # registration replaced it, or it recorded our stop): register again.
+                        raise ClientUnknown(exc.status, exc.code, exc.detail) from None
+                    raise
             except (AuthRejected, ClientUnknown) as exc:
                 self._log(logging.WARNING, "reregistering", reason=str(exc))
                 if isinstance(exc, AuthRejected):

@@ -28,8 +28,10 @@ class FakeObtServer:
     deregistrations: list[str] = field(default_factory=list)
     auth_seen: list[str] = field(default_factory=list)
     report_digest: dict[str, str] = field(default_factory=dict)
-    # (status, headers) answered to the next agent requests, in order.
-    fail_next: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # (status, headers) or (status, headers, code) answered to the next agent requests.
+    fail_next: list[tuple[int, dict[str, str]] | tuple[int, dict[str, str], str]] = field(
+        default_factory=list
+    )
     down: bool = False
     base_url: str = ""
     _runner: web.AppRunner | None = None
@@ -53,8 +55,8 @@ class FakeObtServer:
                 raise web.HTTPServiceUnavailable
             self.auth_seen.append(request.headers.get("Authorization", ""))
             if self.fail_next:
-                status, headers = self.fail_next.pop(0)
-                return _error(status, "injected", "injected failure", headers)
+                status, headers, *code = self.fail_next.pop(0)
+                return _error(status, code[0] if code else "injected", "injected failure", headers)
             return await handler(request)
         finally:
             assert self._changed is not None

@@ -235,6 +235,30 @@ async def test_restart_reregisters_with_the_saved_secret(
     assert fake_obt.auth_seen.count(f"Bearer {fake_obt.enrollment_token}") == 1
 
 
+@pytest.mark.parametrize("code", ["session_mismatch", "client_stopped"])
+async def test_a_heartbeat_refused_for_its_session_leads_to_a_new_registration(
+    fake_obt: FakeObtServer,
+    fake_ollama: FakeOllama,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    code: str,
+) -> None:
+    loop = make_loop(fake_obt, fake_ollama, session, tmp_path)
+
+    injected = False
+
+    def refuse_once_then_recover() -> bool:
+        nonlocal injected
+        # After the first heartbeat and its model report, the next request is a heartbeat.
+        if not injected and fake_obt.model_reports:
+            fake_obt.fail_next.append((409, {}, code))
+            injected = True
+        return len(fake_obt.registrations) >= 2 and len(fake_obt.heartbeats) >= 2
+
+    await run_until(loop, fake_obt, refuse_once_then_recover)
+    assert len(fake_obt.registrations) == 2
+
+
 async def test_busy_server_is_retried_after_retry_after(
     fake_obt: FakeObtServer,
     fake_ollama: FakeOllama,
