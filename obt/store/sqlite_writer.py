@@ -293,20 +293,7 @@ class SQLiteWriter:
                 outcomes.append((job.future, AppendResult(job.stream, version, ()), None))
                 continue
             when = max(job.recorded_at, last_at)  # positions and times move forward together
-            for i, e in enumerate(job.events, start=1):
-                rows.append(
-                    (
-                        head + i,
-                        e.id,
-                        job.stream,
-                        version + i,
-                        e.type,
-                        e.schema_version,
-                        e.data,
-                        e.metadata,
-                        when,
-                    )
-                )
+            rows.extend(_event_rows(job, head, version, when))
             count = len(job.events)
             positions = tuple(range(head + 1, head + count + 1))
             head += count
@@ -340,21 +327,7 @@ class SQLiteWriter:
             if not job.events:
                 return AppendResult(job.stream, version, ())
             when = max(job.recorded_at, last_at)  # positions and times move forward together
-            rows = [
-                (
-                    head + i,
-                    e.id,
-                    job.stream,
-                    version + i,
-                    e.type,
-                    e.schema_version,
-                    e.data,
-                    e.metadata,
-                    when,
-                )
-                for i, e in enumerate(job.events, start=1)
-            ]
-            connection.executemany(_INSERT_EVENT, rows)
+            connection.executemany(_INSERT_EVENT, _event_rows(job, head, version, when))
         except Exception as exc:
             # A re-send is recognised only once the ids turn out to be stored (rare): the
             # common path pays for no lookup by id.
@@ -418,6 +391,24 @@ class SQLiteWriter:
             "DELETE FROM docs WHERE collection = ?", [(c,) for c in job.collections]
         )
         connection.execute(_UPSERT_CHECKPOINT, (job.projection, 0))
+
+
+def _event_rows(job: AppendJob, head: int, version: int, when: float) -> list[tuple[Any, ...]]:
+    """The events table's rows for an append placed after `head`, at stream `version`."""
+    return [
+        (
+            head + i,
+            e.id,
+            job.stream,
+            version + i,
+            e.type,
+            e.schema_version,
+            e.data,
+            e.metadata,
+            when,
+        )
+        for i, e in enumerate(job.events, start=1)
+    ]
 
 
 def _succeed(future: asyncio.Future[None]) -> None:
