@@ -120,25 +120,35 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs if r[key] is not None)
 
 
+PHASES = (
+    ("html", "html_ms"),
+    ("JS done", "js_done_ms"),
+    ("FCP", "first_contentful_paint_ms"),
+    ("/clients sent", "clients_request_start_ms"),
+    ("/clients done", "clients_response_end_ms"),
+    ("dom", "dom"),
+)
+
+
 def report(results: list[dict[str, Any]]) -> None:
     print()
     print(
         "fleet overview, first visit (fresh context), median of "
-        f"{len(results[0]['runs'])} runs; times in ms from navigation start"
+        f"{len(results[0]['runs'])} runs; ms from navigation start"
     )
     print(
-        f"  {'clients':>7s} {'painted':>8s} {'dom':>6s} {'runs (painted)':>30s} "
-        f"{'FCP':>5s} {'/clients done':>13s} {'GET /clients (py)':>17s} {'body KB':>8s} "
-        f"{'load':>5s}"
+        f"  {'clients':>7s} {'painted':>8s} {'min':>5s} {'max':>5s} "
+        + " ".join(f"{name:>{max(6, len(name))}s}" for name, _ in PHASES)
+        + f" {'GET /clients, py':>16s} {'body KB':>8s} {'load':>5s}"
     )
     for r in results:
         runs = r["runs"]
-        each = " ".join(f"{x['painted']:.0f}" for x in runs)
+        painted = [x["painted"] for x in runs]
         print(
-            f"  {r['clients']:7,d} {_median(runs, 'painted'):8.0f} {_median(runs, 'dom'):6.0f} "
-            f"{each:>30s} {_median(runs, 'first_contentful_paint_ms'):5.0f} "
-            f"{_median(runs, 'clients_response_end_ms'):13.0f} {r['api_ms']:17.1f} "
-            f"{r['api_bytes'] / 1024:8.0f} {r['load']:5.2f}"
+            f"  {r['clients']:7,d} {statistics.median(painted):8.0f} {min(painted):5.0f} "
+            f"{max(painted):5.0f} "
+            + " ".join(f"{_median(runs, key):{max(6, len(name))}.0f}" for name, key in PHASES)
+            + f" {r['api_ms']:16.1f} {r['api_bytes'] / 1024:8.0f} {r['load']:5.2f}"
         )
     first = results[0]["runs"][0]
     print(
