@@ -104,13 +104,24 @@ async def _server_findings(
     saved = state.load_credentials(client_id, settings.server_url) if client_id else None
     try:
         if saved is not None:
-            path = f"/api/v1/agents/{client_id}/heartbeats"
-            status = await server.check_credential(path, saved.client_secret)
-            findings.append(Finding("auth", True, "saved client secret " + _verdict(status)))
+            findings.append(await _check_secret(server, client_id, saved.client_secret))
         elif settings.enrollment_token:
-            path = "/api/v1/agents/register"
-            status = await server.check_credential(path, settings.enrollment_token)
-            findings.append(Finding("auth", True, "enrollment token " + _verdict(status)))
+            found = await server.identify(settings.enrollment_token)
+            if found is None:
+                path = "/api/v1/agents/register"
+                status = await server.check_credential(path, settings.enrollment_token)
+                findings.append(Finding("auth", True, "enrollment token " + _verdict(status)))
+            elif found.get("kind") == "enrollment_token":
+                findings.append(Finding("auth", True, "enrollment token accepted"))
+            else:
+                findings.append(
+                    Finding(
+                        "auth",
+                        False,
+                        "OBT_ENROLLMENT_TOKEN holds a client secret, not the enrollment token",
+                        "copy the enrollment token from the OBT server (data/enrollment-token)",
+                    )
+                )
         else:
             findings.append(
                 Finding(
@@ -130,6 +141,22 @@ async def _server_findings(
     except ServerError as exc:
         findings.append(Finding("auth", False, f"could not check: {exc}", "run doctor again"))
     return findings
+
+
+async def _check_secret(server: ObtClient, client_id: str | None, secret: str) -> Finding:
+    found = await server.identify(secret)
+    if found is None:
+        path = f"/api/v1/agents/{client_id}/heartbeats"
+        status = await server.check_credential(path, secret)
+        return Finding("auth", True, "saved client secret " + _verdict(status))
+    if found.get("kind") == "client_secret" and found.get("client_id") == client_id:
+        return Finding("auth", True, f"saved client secret accepted for {client_id}")
+    return Finding(
+        "auth",
+        False,
+        f"the saved secret belongs to {found.get('client_id')!r}, not {client_id!r}",
+        "delete the state dir's secret file; the agent enrols again with OBT_ENROLLMENT_TOKEN",
+    )
 
 
 def _verdict(status: int) -> str:

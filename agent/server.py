@@ -82,6 +82,15 @@ class ObtClient:
         _, doc = await self._send("GET", "/api/v1/health", None, None)
         return doc if isinstance(doc, dict) else {}
 
+    async def identify(self, token: str) -> dict[str, Any] | None:
+        """What the server takes `token` for ({kind, client_id}); None when the server is too
+        old to say. Raises AuthRejected for a token it does not know."""
+        try:
+            _, doc = await self._send("GET", "/api/v1/agents/credentials", token, None)
+        except ClientUnknown:
+            return None  # an OBT server without this endpoint
+        return doc if isinstance(doc, dict) else None
+
     async def check_credential(self, path: str, token: str) -> int:
         """POST an empty body, so nothing is recorded. Raises on 401/403/404; otherwise returns
         the status, which proves little when the server validates the body (422) first."""

@@ -70,6 +70,16 @@ def _require(token: str | None) -> str:
     return token
 
 
+@router.get(
+    "/credentials",
+    responses={401: {"model": ErrorResponse}},
+    summary="What this Bearer token is (for `obt-agent doctor`); records nothing",
+)
+async def credentials(obt: OBTDep, token: BearerDep) -> dict[str, str | None]:
+    kind, client_id = obt.commands.identify(token)
+    return {"kind": kind, "client_id": client_id}
+
+
 @router.post(
     "/register",
     response_model=RegisterResponse,

@@ -95,6 +95,7 @@ class ClientCommands:
         enrollment_token: str,
         server_started_at: Callable[[], datetime | None],
         server_id: str = "obt",
+        write_gate: Callable[[], None] = lambda: None,
     ) -> None:
         self._repo = repo
         self._clock = clock
@@ -102,11 +103,24 @@ class ClientCommands:
         self._enrollment_token = enrollment_token
         self._server_started_at = server_started_at
         self._server_id = server_id
+        # Raises StoreUnavailable while the store is known to be down: refuse at once.
+        self._write_gate = write_gate
 
     # ------------------------------------------------------------ authentication
 
     def is_enrollment_token(self, token: str) -> bool:
         return hmac.compare_digest(token.encode("utf-8"), self._enrollment_token.encode("utf-8"))
+
+    def identify(self, token: str | None) -> tuple[str, str | None]:
+        """What a Bearer token is: ("enrollment_token", None) or ("client_secret", id)."""
+        if not token:
+            raise NotAuthenticated("a Bearer token is required")
+        if self.is_enrollment_token(token):
+            return "enrollment_token", None
+        owner = self._repo.owner_of_secret(hash_secret(token))
+        if owner is None:
+            raise NotAuthenticated("unknown or revoked token")
+        return "client_secret", owner
 
     async def authenticate_client(self, client_id: str, token: str | None) -> ClientState:
         """The client's own secret only: 401 without or with unknown credentials, 403 for
@@ -271,6 +285,7 @@ class ClientCommands:
         now: datetime | None = None,
         ids: Callable[[list[Event]], list[str]] | None = None,
     ) -> ClientState:
+        self._write_gate()
         state = await self._repo.load(client_id)
         for attempt in range(MAX_ATTEMPTS):
             try:

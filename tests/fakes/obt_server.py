@@ -85,6 +85,15 @@ class FakeObtServer:
         }
         return web.json_response(doc, status=200 if known else 201)
 
+    async def _credentials(self, request: web.Request) -> web.Response:
+        token = _bearer(request)
+        if token and token == self.enrollment_token:
+            return web.json_response({"kind": "enrollment_token", "client_id": None})
+        for client_id, secret in self.secrets.items():
+            if token == secret:
+                return web.json_response({"kind": "client_secret", "client_id": client_id})
+        return _error(401, "not_authenticated", "unknown or revoked token")
+
     def _refusal(self, request: web.Request) -> web.Response | None:
         client_id = request.match_info["client_id"]
         if client_id not in self.secrets:
@@ -133,6 +142,7 @@ class FakeObtServer:
         app.router.add_put("/api/v1/agents/{client_id}/models", self._models)
         app.router.add_post("/api/v1/agents/{client_id}/deregister", self._deregister)
         app.router.add_get("/api/v1/health", self._health)
+        app.router.add_get("/api/v1/agents/credentials", self._credentials)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

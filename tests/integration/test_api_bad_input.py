@@ -370,3 +370,14 @@ async def test_dashboard_has_security_headers(api: Api) -> None:
     r = await api.client.get("/clients/known")  # a dashboard route: the single-page app
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
+
+
+async def test_credentials_says_what_a_token_is(api: Api) -> None:
+    r = await api.client.get("/api/v1/agents/credentials", headers=_auth(api, "enroll"))
+    assert r.json() == {"kind": "enrollment_token", "client_id": None}
+    r = await api.client.get("/api/v1/agents/credentials", headers=_auth(api, "secret"))
+    assert r.json() == {"kind": "client_secret", "client_id": "known"}
+    for kind in ("junk", "none"):
+        r = await api.client.get("/api/v1/agents/credentials", headers=_auth(api, kind))
+        assert r.status_code == 401
+        assert r.json()["code"] == "not_authenticated"
