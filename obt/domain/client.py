@@ -79,12 +79,17 @@ class ClientState:
     installed: dict[str, InstalledModel] = field(default_factory=dict)
     loaded: dict[str, LoadedModel] = field(default_factory=dict)
 
+    # Computed on first use after a model change; every heartbeat compares against it.
+    digest_cache: str | None = field(default=None, compare=False, repr=False)
+
     @property
     def models_digest(self) -> str:
-        return models_digest(
-            ((m.name, m.digest) for m in self.installed.values()),
-            ((m.name, m.size_vram) for m in self.loaded.values()),
-        )
+        if self.digest_cache is None:
+            self.digest_cache = models_digest(
+                ((m.name, m.digest) for m in self.installed.values()),
+                ((m.name, m.size_vram) for m in self.loaded.values()),
+            )
+        return self.digest_cache
 
     def to_snapshot(self) -> dict[str, Any]:
         # Written by hand: dataclasses.asdict deep-copies, and this runs for every client
@@ -377,6 +382,7 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
         case ClientSecretRevoked():
             state.secret_sha256 = None
         case ModelAdded() | ModelChanged():
+            state.digest_cache = None
             state.installed[event.name] = InstalledModel(
                 name=event.name,
                 digest=event.digest,
@@ -387,8 +393,10 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
                 modified_at=event.modified_at,
             )
         case ModelRemoved():
+            state.digest_cache = None
             state.installed.pop(event.name, None)
         case ModelLoaded():
+            state.digest_cache = None
             state.loaded[event.name] = LoadedModel(
                 name=event.name,
                 digest=event.digest,
@@ -398,6 +406,7 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
                 context_length=event.context_length,
             )
         case ModelUnloaded():
+            state.digest_cache = None
             state.loaded.pop(event.name, None)
         case _:
             pass
