@@ -141,15 +141,20 @@ class MemoryStore:
         until: int | None = None,
         recorded_from: datetime | None = None,
         recorded_to: datetime | None = None,
+        descending: bool = False,
     ) -> list[RecordedEvent]:
         end = len(self._rows) if until is None else min(until, len(self._rows))
         low = None if recorded_from is None else to_timestamp(recorded_from)
         high = None if recorded_to is None else to_timestamp(recorded_to)
         wanted = None if types is None else set(types)
         found: list[RecordedEvent] = []
-        for row in self._rows[max(after, 0) : max(end, 0)]:
+        start, stop = max(after, 0), max(end, 0)
+        # Indexes rather than a slice: a page from the head must not copy the whole log.
+        indexes = range(stop - 1, start - 1, -1) if descending else range(start, stop)
+        for index in indexes:
             if len(found) >= limit:
                 break
+            row = self._rows[index]
             if wanted is not None and row.type not in wanted:
                 continue
             if stream is not None and row.stream != stream:

@@ -236,6 +236,7 @@ class MongoStore:
         until: int | None = None,
         recorded_from: datetime | None = None,
         recorded_to: datetime | None = None,
+        descending: bool = False,
     ) -> list[RecordedEvent]:
         if limit <= 0:
             return []
@@ -254,7 +255,15 @@ class MongoStore:
             recorded["$lt"] = to_timestamp(recorded_to)
         if recorded:
             query["recorded_at"] = recorded
-        cursor = self._db.events.find(query).sort("position", ASCENDING).limit(limit)
+        if not descending:
+            order = [("position", ASCENDING)]
+        elif stream is not None:
+            # Within one stream versions rise with positions: the stream_version index serves
+            # this without sorting the stream's events in memory.
+            order = [("version", DESCENDING)]
+        else:
+            order = [("position", DESCENDING)]  # the position index, or type_position per type
+        cursor = self._db.events.find(query).sort(order).limit(limit)
         return await self._decode(cursor)
 
     async def _decode(self, cursor: Any) -> list[RecordedEvent]:

@@ -118,8 +118,13 @@ class EventLog(Protocol):
         until: int | None = None,
         recorded_from: datetime | None = None,
         recorded_to: datetime | None = None,
+        descending: bool = False,
     ) -> list[RecordedEvent]:
-        """Events with after < position (<= until), in position order, filtered."""
+        """Events with after < position (<= until), filtered, at most `limit` of them.
+
+        Ascending: the lowest positions first. Descending: the `limit` highest positions,
+        highest first (paging back from the head without reading the whole log).
+        """
         ...
 
     async def head(self) -> int:

@@ -27,6 +27,8 @@ T = TypeVar("T")
 _EVENT_COLUMNS = "position, id, stream, version, type, schema_version, data, metadata, recorded_at"
 # How often a waiting tail re-reads the head, in case another process wrote the file.
 _FOREIGN_WRITE_POLL_S = 1.0
+# Most types a descending read asks for one by one (SQLite allows 500 compound terms).
+_MAX_ARMS = 64
 
 
 class SQLiteStore:
@@ -191,29 +193,17 @@ class SQLiteStore:
         until: int | None = None,
         recorded_from: datetime | None = None,
         recorded_to: datetime | None = None,
+        descending: bool = False,
     ) -> list[RecordedEvent]:
-        where = ["position > ?"]
-        params: list[Any] = [after]
-        if until is not None:
-            where.append("position <= ?")
-            params.append(until)
-        if types is not None:
-            names = list(types)
-            where.append(f"type IN ({','.join('?' * len(names))})")
-            params.extend(names)
-        if stream is not None:
-            where.append("stream = ?")
-            params.append(stream)
-        if recorded_from is not None:
-            where.append("recorded_at >= ?")
-            params.append(to_timestamp(recorded_from))
-        if recorded_to is not None:
-            where.append("recorded_at < ?")
-            params.append(to_timestamp(recorded_to))
-        params.append(max(limit, 0))
-        sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"  # noqa: S608
-            " ORDER BY position LIMIT ?"
+        sql, params = select_events(
+            after=after,
+            limit=limit,
+            types=types,
+            stream=stream,
+            until=until,
+            recorded_from=recorded_from,
+            recorded_to=recorded_to,
+            descending=descending,
         )
         return await self._read(lambda c: self._decode_all(c.execute(sql, params)))
 
@@ -349,3 +339,73 @@ class SQLiteStore:
             raise translate(self.path, exc) from None
         self._all_connections.append(connection)
         return connection
+
+
+def select_events(
+    *,
+    after: int,
+    limit: int,
+    types: Collection[str] | None,
+    stream: str | None,
+    until: int | None,
+    recorded_from: datetime | None,
+    recorded_to: datetime | None,
+    descending: bool,
+) -> tuple[str, list[Any]]:
+    """The SELECT behind `read_all`, with its parameters (tests check its query plans)."""
+    where = ["position > ?"]
+    params: list[Any] = [after]
+    if until is not None:
+        where.append("position <= ?")
+        params.append(until)
+    if stream is not None:
+        where.append("stream = ?")
+        params.append(stream)
+    if recorded_from is not None:
+        where.append("recorded_at >= ?")
+        params.append(to_timestamp(recorded_from))
+    if recorded_to is not None:
+        where.append("recorded_at < ?")
+        params.append(to_timestamp(recorded_to))
+    names = None if types is None else list(dict.fromkeys(types))
+    limit = max(limit, 0)
+    if descending and stream is None and names is not None and 1 < len(names) <= _MAX_ARMS:
+        return _newest_of_types(names, where, params, limit)
+    if names is not None:
+        where.append(f"type IN ({','.join('?' * len(names))})")
+        params.extend(names)
+    params.append(limit)
+    if not descending:
+        order = "position"
+    elif stream is not None:
+        # Within one stream versions rise with positions; the (stream, version) index then
+        # walks only that stream's events instead of the whole log backwards. The unary plus
+        # keeps the planner from taking a position range and sorting it instead.
+        where = [f"+{term}" if term.startswith("position") else term for term in where]
+        order = "version DESC"
+    else:
+        order = "position DESC"  # the rowid, or events_by_type (type, position) for one type
+    sql = (
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"  # noqa: S608
+        f" ORDER BY {order} LIMIT ?"
+    )
+    return sql, params
+
+
+def _newest_of_types(
+    names: list[str], where: list[str], params: list[Any], limit: int
+) -> tuple[str, list[Any]]:
+    """The newest `limit` events of several types: each type's newest from events_by_type, merged.
+
+    `type IN (...)` with ORDER BY position DESC would collect every matching event of all the
+    types and sort them; one index walk per type reads at most `limit` events of each.
+    """
+    arm = (
+        f"SELECT * FROM (SELECT {_EVENT_COLUMNS} FROM events"  # noqa: S608
+        f" WHERE type = ? AND {' AND '.join(where)} ORDER BY position DESC LIMIT ?)"
+    )
+    args: list[Any] = []
+    for name in names:
+        args.extend([name, *params, limit])
+    args.append(limit)
+    return " UNION ALL ".join([arm] * len(names)) + " ORDER BY position DESC LIMIT ?", args
