@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
 from obt.api.deps import ClientIdPath, OBTDep
-from obt.api.errors import json_response
+from obt.api.errors import ApiError, json_response
 from obt.api.schemas import AwareDatetime, ClientStateAt, ErrorResponse, EventPage, FleetStateAt
 from obt.projections.replay import client_state, fleet_state
+from obt.store.event_pages import EventFilter, page_after, page_before
 from obt.store.ports import EventLog, RecordedEvent
 
 router = APIRouter(tags=["audit"])
@@ -52,32 +53,52 @@ After = Annotated[int, Query(ge=0, le=2**62, description="exclusive position to 
 @router.get(
     "/events",
     response_model=None,
-    responses={200: {"model": EventPage}},
-    summary="The event log, paged by position",
+    responses={200: {"model": EventPage}, 422: {"model": ErrorResponse}},
+    summary="The event log, paged by position, forward (after) or backward (before)",
 )
 async def list_events(
     obt: OBTDep,
     stream: Stream = None,
     type_: Types = None,
-    after: After = 0,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**62,
+            description="exclusive position to start after (0 when neither cursor is given)",
+        ),
+    ] = None,
+    before: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2**62,
+            description=(
+                "exclusive position to end before: the newest `limit` events below it, "
+                "still in ascending order; a very large value reads the newest page"
+            ),
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     to: AwareDatetime | None = None,
 ) -> Response:
-    events = await obt.store.read_all(
-        after=after,
-        limit=limit + 1,
-        types=_types(type_),
-        stream=stream,
-        recorded_from=from_,
-        recorded_to=to,
-    )
-    more = len(events) > limit
-    events = events[:limit]
+    if after is not None and before is not None:
+        raise ApiError(
+            422,
+            "validation_error",
+            "give either `after` or `before`, not both: a page has one cursor",
+        )
+    where = EventFilter(types=_types(type_), stream=stream, recorded_from=from_, recorded_to=to)
+    if before is not None:
+        page = await page_before(obt.store, before, limit, where)
+    else:
+        page = await page_after(obt.store, after or 0, limit, where)
     return json_response(
         {
-            "items": [event_out(e) for e in events],
-            "next_after": events[-1].position if more and events else None,
+            "items": [event_out(e) for e in page.items],
+            "next_after": page.next_after,
+            "next_before": page.next_before,
         }
     )
 

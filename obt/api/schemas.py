@@ -187,6 +187,7 @@ class TimelinePage(BaseModel):
 class EventPage(BaseModel):
     items: list[dict[str, Any]]
     next_after: int | None
+    next_before: int | None
 
 
 class ClientStateAt(BaseModel):
