@@ -30,6 +30,7 @@ from obt.scheduler import TimeoutScheduler
 from obt.settings import Settings, ensure_token
 from obt.store.codec import EventCodec
 from obt.store.ports import Store
+from obt.store_monitor import StoreMonitor
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class OBT:
     read_models: ReadModels
     lifecycle: ServerLifecycle
     scheduler: TimeoutScheduler
+    store_monitor: StoreMonitor
     live: LiveHub
     metrics: Metrics
     enrollment_token: str
@@ -87,6 +89,9 @@ class OBT:
         clients = await self.repo.warm()
         log.info("projections caught up (%d events), %d clients loaded", caught_up, clients)
         self._tasks.append(asyncio.create_task(self.runner.run(self._stop), name="projections"))
+        self._tasks.append(
+            asyncio.create_task(self.store_monitor.run(self._stop), name="store-monitor")
+        )
         self.live.start()
         if scheduler:
             self.scheduler.start(self.clock.now())
@@ -94,7 +99,11 @@ class OBT:
 
     async def stop(self, reason: str = "shutdown") -> None:
         self.scheduler.shutdown()
-        if self.started:
+        if self.started and self.store_monitor.store_down:
+            # The gap since the outage began is recorded as unknown on the next start anyway
+            # (unclean start); waiting on a dead store here would only delay the exit.
+            log.warning("store unreachable at shutdown: the stop is not recorded")
+        elif self.started:
             try:
                 await self.lifecycle.record_stop(self.clock.now(), reason)
             except OBTError as exc:
@@ -129,6 +138,7 @@ async def bootstrap(
     metrics = metrics or Metrics()
     repo = ClientRepository(store, on_append=metrics.count_appends)
     lifecycle = ServerLifecycle(store)
+    store_monitor = StoreMonitor(store, lifecycle, clock)
     commands = ClientCommands(
         repo,
         clock,
@@ -136,6 +146,7 @@ async def bootstrap(
         enrollment_token=enrollment,
         server_started_at=lambda: lifecycle.started_at,
         server_id=lifecycle.server_id,
+        write_gate=store_monitor.refuse_writes_while_down,
     )
     runner = ProjectionRunner(store)
     clients_projector = runner.projector("clients")
@@ -145,7 +156,9 @@ async def bootstrap(
     read_models = ReadModels(store, clients_projector, models_projector)
     live = LiveHub(read_models, clock)
     runner.subscribe(live.publish)
-    scheduler = TimeoutScheduler(commands.detect_timeouts, settings.scheduler_tick_s)
+    scheduler = TimeoutScheduler(
+        commands.detect_timeouts, settings.scheduler_tick_s, hold=store_monitor.hold_reason
+    )
     return OBT(
         settings=settings,
         store=store,
@@ -156,6 +169,7 @@ async def bootstrap(
         read_models=read_models,
         lifecycle=lifecycle,
         scheduler=scheduler,
+        store_monitor=store_monitor,
         live=live,
         metrics=metrics,
         enrollment_token=enrollment,

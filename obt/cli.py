@@ -90,6 +90,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from obt.api.app import create_app
+    from obt.api.http_protocol import BoundedHttpToolsProtocol
 
     app = create_app(settings)
     print(f"OBT dashboard: http://{settings.host}:{settings.port}/  (API docs at /docs)")
@@ -105,6 +106,7 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         access_log=settings.log_level.lower() == "debug",
         proxy_headers=False,
+        http=BoundedHttpToolsProtocol,
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -15,9 +15,17 @@ log = logging.getLogger(__name__)
 
 
 class TimeoutScheduler:
-    def __init__(self, sweep: Callable[[], Awaitable[list[str]]], tick_s: float) -> None:
+    def __init__(
+        self,
+        sweep: Callable[[], Awaitable[list[str]]],
+        tick_s: float,
+        hold: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._sweep = sweep
         self._tick_s = tick_s
+        # Says why not to sweep now (the store is down: silence then is not the clients').
+        self._hold = hold
+        self.held: str | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self.started_at: datetime | None = None
         self.last_error: str | None = None
@@ -43,6 +51,9 @@ class TimeoutScheduler:
         self.started_at = now
 
     async def run_once(self) -> list[str]:
+        self.held = self._hold()
+        if self.held is not None:
+            return []
         try:
             timed_out = await self._sweep()
         except StoreError as exc:
@@ -65,4 +76,5 @@ class TimeoutScheduler:
             "tick_s": self._tick_s,
             "timeouts_emitted": self.timeouts_emitted,
             "last_error": self.last_error,
+            "held": self.held,
         }

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
         "info"
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(10.0, gt=0, le=600)  # whole request body, else 408
     rate_limit_per_min: int = Field(120, ge=1)  # per client id, agent endpoints
     scheduler_tick_s: float = Field(1.0, gt=0, le=60)
     dashboard_dir: Path | None = None

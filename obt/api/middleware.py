@@ -1,4 +1,5 @@
-"""The HTTP edge, as one ASGI middleware: body-size limit, security headers, request metrics.
+"""The HTTP edge, as one ASGI middleware: body-size and body-time limits, security headers,
+request metrics.
 
 One layer rather than three: every layer wraps `send` and `receive` again, and on the
 heartbeat path that wrapping is a measurable share of each request.
@@ -6,8 +7,10 @@ heartbeat path that wrapping is a measurable share of each request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from obt.api.errors import error_response
@@ -30,15 +33,37 @@ DASHBOARD_CSP = (
 NOT_DASHBOARD = ("/api/", "/docs", "/redoc", "/openapi.json", "/metrics")
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from `receive`; an HTTPException so FastAPI's body parsing lets it through."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request bodies are limited to {limit} bytes")
+
+
+class _TooSlow(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"the request body did not arrive within {seconds:g} s",
+            headers={"Connection": "close"},
+        )
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: Metrics,
+        body_timeout_s: float = 10.0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_body_bytes
         self.metrics = metrics
+        # uvicorn bounds neither how long a body may take nor the pause between its chunks:
+        # without this, a client trickling bytes holds a connection (and a task) for ever.
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,14 +85,25 @@ class Edge:
         seen = 0
         status = 500
         started_response = False
+        body_done = False
+        body_deadline = asyncio.get_running_loop().time() + self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # later receives wait for a disconnect: not bounded
+                return await receive()
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _TooSlow(self.body_timeout_s) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         async def edge_send(message: Message) -> None:
@@ -84,6 +120,12 @@ class Edge:
             if not started_response:
                 status = 413
                 await self._reject(scope, receive, send)
+        except _TooSlow as exc:  # raised where no exception handler runs (not a route)
+            if not started_response:
+                status = 408
+                await error_response(408, "request_timeout", exc.detail, {"Connection": "close"})(
+                    scope, receive, send
+                )
         finally:
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"

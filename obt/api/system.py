@@ -22,19 +22,30 @@ router = APIRouter(tags=["system"])
 root_router = APIRouter(tags=["system"])
 
 PING_S = 15
+HEALTH_STORE_TIMEOUT_S = 2.0
 
 
 async def health_report(obt: OBT) -> tuple[int, dict[str, Any]]:
-    store: dict[str, Any] = {"backend": obt.store.backend, "reachable": False}
+    monitor = obt.store_monitor
+    store: dict[str, Any] = {
+        "backend": obt.store.backend,
+        "reachable": False,
+        "down_since": monitor.down_since,
+        "outages": monitor.outages,
+    }
     try:
-        store["latency_ms"] = round(await obt.store.ping(), 3)
-        head = await obt.store.head()
+        # A store known to be down is not asked again (that could take its whole timeout).
+        monitor.refuse_writes_while_down()
+        async with asyncio.timeout(HEALTH_STORE_TIMEOUT_S):
+            store["latency_ms"] = round(await obt.store.ping(), 3)
+            head = await obt.store.head()
         store.update(reachable=True, head=head, error=None)
         describe = getattr(obt.store, "describe", None)
         if describe is not None:
             store["details"] = describe()
-    except StoreError as exc:
-        store.update(latency_ms=None, head=None, error=str(exc))
+    except (StoreError, TimeoutError) as exc:
+        error = str(exc) or f"no answer within {HEALTH_STORE_TIMEOUT_S} s"
+        store.update(latency_ms=None, head=None, error=error)
         head = None
     projections = [
         {

@@ -195,7 +195,7 @@ class ClientCommands:
                 cmd.client_id, decide, cmd.correlation_id, now=now, ids=ids
             )
             assert state.status is not None
-            wanted = cmd.models_digest is None or cmd.models_digest != state.models_digest
+            wanted = rules.models_wanted(state, cmd.models_digest)
             return HeartbeatAck(status=state.status, models_wanted=wanted)
 
     async def report_models(self, cmd: ReportModels) -> ModelsReport:
@@ -213,7 +213,8 @@ class ClientCommands:
             }
             for e in recorded:
                 key = type(e).__name__.removeprefix("Model").lower()
-                names[key].append(e.name)  # type: ignore[attr-defined]
+                if key in names:  # ModelsReported names no model
+                    names[key].append(e.name)  # type: ignore[attr-defined]
             return ModelsReport(**names)
 
     async def deregister(self, cmd: DeregisterClient) -> None:

@@ -12,6 +12,8 @@ from obt import __version__
 from obt.domain.events import SYSTEM_STREAM, ServerStarted, ServerStopped
 from obt.store.ports import ANY, EventLog, NewEvent, RecordedEvent
 
+STORE_OUTAGE_REASON = "store unavailable"
+
 
 class ServerLifecycle:
     def __init__(self, log: EventLog, server_id: str | None = None) -> None:
@@ -47,6 +49,37 @@ class ServerLifecycle:
         await self._append(
             ServerStopped(server_id=self.server_id, stopped_at=now, reason=reason), now
         )
+
+    async def record_store_outage(self, down_since: datetime, now: datetime) -> None:
+        """The store was unreachable from `down_since` to `now`: nothing was watched then.
+
+        Recorded as a stop and a start in one append, so read models show the gap as
+        *unknown* and the start's grace window spares clients whose heartbeats were refused.
+        """
+        head = await self._log.head()
+        tail = await self._log.read_all(after=max(head - 1, 0), limit=1)
+        # Never before an event already recorded: intervals only move forward.
+        stopped_at = max(down_since, tail[0].recorded_at) if tail else down_since
+        stopped = ServerStopped(
+            server_id=self.server_id, stopped_at=stopped_at, reason=STORE_OUTAGE_REASON
+        )
+        started = ServerStarted(
+            server_id=self.server_id,
+            version=__version__,
+            started_at=now,
+            unknown_since=None,
+            previous_shutdown="store_outage",
+        )
+        await self._log.append(
+            SYSTEM_STREAM,
+            [
+                NewEvent(id=str(uuid.uuid4()), type=e.type_name(), data=e.to_data())
+                for e in (stopped, started)
+            ],
+            expected_version=ANY,
+            recorded_at=now,
+        )
+        self.started_at = now
 
     async def _last_system_event(self) -> RecordedEvent | None:
         version = await self._log.stream_version(SYSTEM_STREAM)

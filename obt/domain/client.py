@@ -28,6 +28,7 @@ from obt.domain.events import (
     ModelLoaded,
     ModelRemoved,
     ModelUnloaded,
+    ModelsReported,
     OllamaBecameAvailable,
     OllamaBecameUnavailable,
 )
@@ -78,6 +79,7 @@ class ClientState:
     profile: dict[str, Any] = field(default_factory=dict)
     installed: dict[str, InstalledModel] = field(default_factory=dict)
     loaded: dict[str, LoadedModel] = field(default_factory=dict)
+    models_reported: bool = False  # whether the server holds any model report
 
     # Computed on first use after a model change; every heartbeat compares against it.
     digest_cache: str | None = field(default=None, compare=False, repr=False)
@@ -108,6 +110,7 @@ class ClientState:
             "profile": self.profile,
             "installed": {name: _model_dict(m) for name, m in self.installed.items()},
             "loaded": {name: _model_dict(m) for name, m in self.loaded.items()},
+            "models_reported": self.models_reported,
         }
 
     @classmethod
@@ -282,7 +285,18 @@ def decide_report_models(
             lm.size_vram,
         ):
             events.append(ModelLoaded(client_id=cid, **dataclasses.asdict(lm)))
+    if not events and not state.models_reported:
+        events.append(ModelsReported(client_id=cid, models_digest=state.models_digest))
     return events
+
+
+def models_wanted(state: ClientState, heartbeat_digest: str | None) -> bool:
+    """Whether the agent should send its models: the server holds no report, or another set."""
+    return (
+        heartbeat_digest is None
+        or not state.models_reported
+        or heartbeat_digest != state.models_digest
+    )
 
 
 def decide_deregister(state: ClientState, *, session_id: str | None, reason: str) -> list[Event]:
@@ -381,7 +395,10 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
             state.secret_sha256 = None
         case ClientSecretRevoked():
             state.secret_sha256 = None
+        case ModelsReported():
+            state.models_reported = True
         case ModelAdded() | ModelChanged():
+            state.models_reported = True
             state.digest_cache = None
             state.installed[event.name] = InstalledModel(
                 name=event.name,
@@ -393,9 +410,11 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
                 modified_at=event.modified_at,
             )
         case ModelRemoved():
+            state.models_reported = True
             state.digest_cache = None
             state.installed.pop(event.name, None)
         case ModelLoaded():
+            state.models_reported = True
             state.digest_cache = None
             state.loaded[event.name] = LoadedModel(
                 name=event.name,
@@ -406,6 +425,7 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
                 context_length=event.context_length,
             )
         case ModelUnloaded():
+            state.models_reported = True
             state.digest_cache = None
             state.loaded.pop(event.name, None)
         case _:

@@ -153,6 +153,15 @@ class ModelUnloaded(ClientEvent):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ModelsReported(ClientEvent):
+    """The first model report that changed nothing (an empty Ollama): from now on the server
+    holds a report for this client. Reports that change models are recorded by their
+    ModelAdded/ModelLoaded/... events instead."""
+
+    models_digest: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ClientTimedOut(ClientEvent):
     DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("last_seen", "offline_since", "detected_at")
     last_seen: datetime
@@ -217,6 +226,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ModelRemoved,
         ModelLoaded,
         ModelUnloaded,
+        ModelsReported,
         ClientTimedOut,
         ClientRecovered,
         ClientDeregistered,

@@ -80,9 +80,11 @@ def summarize(event: Event) -> str | None:
         case ClientSecretRevoked():
             return f"Client secret revoked: {event.reason}"
         case ServerStarted():
-            extra = {"first": "first start", "clean": "after a clean stop"}.get(
-                event.previous_shutdown, "after an unclean stop: the gap counts as unknown"
-            )
+            extra = {
+                "first": "first start",
+                "clean": "after a clean stop",
+                "store_outage": "after a store outage: the gap counts as unknown",
+            }.get(event.previous_shutdown, "after an unclean stop: the gap counts as unknown")
             return f"OBT server {event.version} started ({extra})"
         case ServerStopped():
             return f"OBT server stopped ({event.reason})"

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, DeleteOne, IndexModel, ReplaceOne
+from pymongo import timeout as operation_timeout
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
@@ -34,6 +35,10 @@ _MAX_BATCH = 1000
 # How often a waiting tail re-reads the head, for appends made by other OBT instances.
 _FOREIGN_WRITE_POLL_S = 0.5
 _STOP: Any = object()
+# The driver retries a transaction that met a network error for up to 120 s; with the store
+# gone, every append queued behind it would wait that long. Bounded, the callers get a 503
+# (their retry with the same event ids is idempotent) and the next batch starts afresh.
+TRANSACTION_TIMEOUT_S = 10.0
 
 
 def hosts_of(uri: str) -> str:
@@ -78,6 +83,8 @@ class MongoStore:
             self._uri,
             serverSelectionTimeoutMS=self._timeout_ms,
             connectTimeoutMS=self._timeout_ms,
+            # A server that accepts a request and never answers must not hang it forever.
+            socketTimeoutMS=max(10_000, 2 * self._timeout_ms),
             tz_aware=True,
             appname="obt",
         )
@@ -196,8 +203,9 @@ class MongoStore:
             return await append_batch(db, session, jobs)
 
         try:
-            async with self._db.client.start_session() as session:
-                outcomes, head = await session.with_transaction(transaction)
+            with operation_timeout(TRANSACTION_TIMEOUT_S):
+                async with self._db.client.start_session() as session:
+                    outcomes, head = await session.with_transaction(transaction)
         except PyMongoError as exc:
             error = self._unavailable(exc)
             outcomes, head = [(None, error) for _ in jobs], 0
@@ -393,8 +401,9 @@ class MongoStore:
 
     async def _transact(self, transaction: Any) -> None:
         try:
-            async with self._db.client.start_session() as session:
-                await session.with_transaction(transaction)
+            with operation_timeout(TRANSACTION_TIMEOUT_S):
+                async with self._db.client.start_session() as session:
+                    await session.with_transaction(transaction)
         except PyMongoError as exc:
             raise self._unavailable(exc) from None
 

@@ -295,3 +295,20 @@ def test_snapshot_round_trip() -> None:
 def test_policy_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="longer than the interval"):
         LivenessPolicy(interval_s=10, timeout_s=5)
+
+
+def test_models_are_wanted_until_a_report_is_held() -> None:
+    from obt.domain.digest import models_digest as digest_of
+    from obt.domain.events import ModelsReported
+
+    state, _ = register()
+    empty = digest_of((), ())
+    # No report held yet: wanted even when the agent's set is empty.
+    assert rules.models_wanted(state, empty)
+    events = rules.decide_report_models(state, installed=[], loaded=[])
+    assert [type(e) for e in events] == [ModelsReported]
+    apply(state, events, s(1))
+    assert not rules.models_wanted(state, empty)
+    assert rules.decide_report_models(state, installed=[], loaded=[]) == []
+    assert rules.models_wanted(state, digest_of([("a", "sha256:1")], ()))
+    assert rules.models_wanted(state, None)
