@@ -27,8 +27,8 @@ from obt.domain.events import (
     ModelChanged,
     ModelLoaded,
     ModelRemoved,
-    ModelUnloaded,
     ModelsReported,
+    ModelUnloaded,
     OllamaBecameAvailable,
     OllamaBecameUnavailable,
 )
