@@ -107,10 +107,50 @@ test('the audit page lists events, filters them, shows a payload and exports NDJ
   request,
   stack
 }) => {
+  // The page opens on the newest events, newest on top. The stack's log is a few dozen events
+  // long here, so pages of 10 (the dashboard asks for 100) make several to page through.
+  await page.route('**/api/v1/events?*', (route) => {
+    const url = new URL(route.request().url());
+    url.searchParams.set('limit', '10');
+    return route.continue({ url: url.toString() });
+  });
+  const head = async () =>
+    (
+      (await (await request.get(`${stack.base_url}/api/v1/events?before=${2 ** 53 - 1}&limit=1`)).json()) as {
+        items: { position: number }[];
+      }
+    ).items[0]!.position;
+  const headBefore = await head();
   await page.goto('/audit');
   const events = page.getByRole('table', { name: 'Events' });
+  const positions = async () =>
+    (await events.locator('tbody tr td:first-child').allTextContents()).map(Number);
+  await expect(events.getByRole('cell', { name: 'HeartbeatReceived' }).first()).toBeVisible();
+  const newest = await positions();
+  expect(newest).toHaveLength(10);
+  expect(newest[0]).toBeGreaterThanOrEqual(headBefore);
+  expect(newest).toEqual([...newest].sort((a, b) => b - a));
+  const nav = page.getByRole('navigation', { name: 'Event pages' });
+  await expect(nav.getByRole('button', { name: 'Newer' })).toBeDisabled();
+
+  // "Older" pages back in time and keeps the cursor in the URL; "Newer" comes back.
+  await nav.getByRole('button', { name: 'Older' }).click();
+  await expect(page).toHaveURL(new RegExp(`before=${newest.at(-1)}`));
+  await expect.poll(async () => (await positions())[0]).toBe(newest.at(-1)! - 1);
+  const older = await positions();
+  await nav.getByRole('button', { name: 'Newer' }).click();
+  await expect(page).toHaveURL(new RegExp(`after=${older[0]}`));
+  await expect.poll(async () => (await positions()).at(-1)).toBe(older[0]! + 1);
+
+  // The start of the log, reached by its URL: the server's start and the registration.
+  await page.goto('/audit?before=11');
   await expect(events.getByRole('cell', { name: 'ServerStarted' }).first()).toBeVisible();
   await expect(events.getByRole('cell', { name: 'ClientRegistered' }).first()).toBeVisible();
+  await expect(nav.getByRole('button', { name: 'Older' })).toBeDisabled();
+  await expect(nav).toContainText('start of the log');
+  await nav.getByRole('button', { name: 'Newest' }).click();
+  await expect(page).not.toHaveURL(/before=|after=/);
+  await expect.poll(async () => (await positions())[0]).toBeGreaterThanOrEqual(newest[0]!);
 
   const form = page.getByRole('form', { name: 'Filter events' });
   await form.getByLabel('Event type').selectOption('ModelAdded');

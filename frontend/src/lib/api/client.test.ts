@@ -54,6 +54,18 @@ describe('createApi', () => {
     );
   });
 
+  it('pages back with before and leaves it out of the export link', async () => {
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) =>
+      jsonResponse({ items: [], next_after: 41, next_before: null })
+    );
+    const page = await createApi(fetch).events({ stream: 'system', after: null, before: 42, limit: 100 });
+    expect(fetch.mock.calls[0]?.[0]).toBe('/api/v1/events?stream=system&before=42&limit=100');
+    expect(page.next_after).toBe(41);
+    expect(exportUrl({ stream: 'system', before: 42, limit: 100 })).toBe(
+      '/api/v1/events/export?stream=system'
+    );
+  });
+
   it('throws ApiError with the server code and detail', async () => {
     const api = createApi(async () => jsonResponse({ code: 'client_not_found', detail: 'No client x' }, 404));
     const error = await api.client('x').catch((e: unknown) => e);

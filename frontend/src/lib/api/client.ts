@@ -22,7 +22,9 @@ type Query = Record<string, string | number | readonly string[] | null | undefin
 export interface EventQuery {
   stream?: string | null;
   types?: readonly string[];
+  /** Exclusive cursors, at most one: the page after `after`, or the page before `before`. */
   after?: number | null;
+  before?: number | null;
   limit?: number;
   from?: string | null;
   to?: string | null;
@@ -129,6 +131,7 @@ function eventQuery(query: EventQuery): Query {
     stream: query.stream,
     type: query.types && query.types.length > 0 ? query.types.join(',') : null,
     after: query.after,
+    before: query.before,
     limit: query.limit,
     from: query.from,
     to: query.to
@@ -137,5 +140,5 @@ function eventQuery(query: EventQuery): Query {
 
 /** The NDJSON export link for the same filters as the event list; paging is dropped. */
 export function exportUrl(query: EventQuery): string {
-  return apiUrl('/events/export', eventQuery({ ...query, after: null, limit: undefined }));
+  return apiUrl('/events/export', eventQuery({ ...query, after: null, before: null, limit: undefined }));
 }

@@ -76,6 +76,10 @@ describe('response schemas', () => {
       next_after: null
     };
     expect(eventPageSchema.parse(page).next_after).toBeNull();
+    // A server from before backward paging sends no next_before: no older page.
+    expect(eventPageSchema.parse(page).next_before).toBeNull();
+    expect(eventPageSchema.parse({ ...page, next_before: 1 }).next_before).toBe(1);
+    expect(eventPageSchema.safeParse({ ...page, next_before: 'older' }).success).toBe(false);
   });
 
   it('tells a removed model apart from an availability update', () => {

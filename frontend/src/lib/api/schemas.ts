@@ -145,7 +145,9 @@ export type AuditEvent = z.infer<typeof eventSchema>;
 
 export const eventPageSchema = z.object({
   items: z.array(eventSchema),
-  next_after: z.number().int().nullable()
+  next_after: z.number().int().nullable(),
+  // Servers before backward paging send no next_before: read that as "no older page".
+  next_before: z.number().int().nullable().default(null)
 });
 export type EventPage = z.infer<typeof eventPageSchema>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { filtersFromParams, filtersToParams, streamFor, toEventQuery } from './filters';
+import { NEWEST, filtersFromParams, filtersToParams, streamFor, toEventQuery } from './filters';
 
 describe('audit filters', () => {
   it('round-trips through the URL', () => {
@@ -9,14 +9,33 @@ describe('audit filters', () => {
       from: '2026-11-27T10:00:00.000Z',
       to: '',
       hideHeartbeats: true,
-      after: 200
+      after: 200,
+      before: null
     };
     expect(filtersFromParams(filtersToParams(filters))).toEqual(filters);
+    const older = { ...filters, after: null, before: 150 };
+    expect(filtersToParams(older).toString()).toContain('before=150');
+    expect(filtersFromParams(filtersToParams(older))).toEqual(older);
   });
 
   it('ignores a bad cursor', () => {
     expect(filtersFromParams(new URLSearchParams('after=-3')).after).toBeNull();
     expect(filtersFromParams(new URLSearchParams('after=abc')).after).toBeNull();
+    expect(filtersFromParams(new URLSearchParams('before=0')).before).toBeNull();
+    expect(filtersFromParams(new URLSearchParams('before=1.5')).before).toBeNull();
+    expect(filtersFromParams(new URLSearchParams('before=1e300')).before).toBeNull();
+  });
+
+  it('keeps one cursor: before wins over after in a hand-made URL', () => {
+    const filters = filtersFromParams(new URLSearchParams('after=5&before=9'));
+    expect([filters.after, filters.before]).toEqual([null, 9]);
+  });
+
+  it('asks for the newest page when there is no cursor', () => {
+    const query = toEventQuery(filtersFromParams(new URLSearchParams('')), 100);
+    expect(query).toMatchObject({ after: null, before: NEWEST, limit: 100 });
+    const older = toEventQuery(filtersFromParams(new URLSearchParams('before=42')), 100);
+    expect(older).toMatchObject({ after: null, before: 42 });
   });
 
   it('maps a client to its stream', () => {
@@ -36,6 +55,14 @@ describe('audit filters', () => {
       filtersFromParams(new URLSearchParams('type=ModelAdded&heartbeats=hide&after=5')),
       50
     );
-    expect(query).toEqual({ stream: null, types: ['ModelAdded'], from: null, to: null, after: 5, limit: 50 });
+    expect(query).toEqual({
+      stream: null,
+      types: ['ModelAdded'],
+      from: null,
+      to: null,
+      after: 5,
+      before: null,
+      limit: 50
+    });
   });
 });

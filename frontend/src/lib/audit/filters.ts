@@ -29,22 +29,36 @@ export interface AuditFilters {
   to: string;
   /** Leave out HeartbeatReceived (every agent sends one every 10 s) unless types are chosen. */
   hideHeartbeats: boolean;
-  /** Position cursor: list events after this one. */
+  /**
+   * Position cursors, at most one set: `after` lists the newer events after it, `before` the
+   * older events before it. Neither: the newest page.
+   */
   after: number | null;
+  before: number | null;
+}
+
+/** Larger than any position: `before` this reads the newest page of the log. */
+export const NEWEST = Number.MAX_SAFE_INTEGER;
+
+function cursor(params: URLSearchParams, name: string): number | null {
+  const value = Number(params.get(name));
+  return params.has(name) && Number.isInteger(value) && value > 0 && value <= NEWEST ? value : null;
 }
 
 export const streamFor = (client: string): string | null =>
   client === '' ? null : client === 'system' ? 'system' : `client-${client}`;
 
 export function filtersFromParams(params: URLSearchParams): AuditFilters {
-  const after = Number(params.get('after'));
+  // A hand-made URL with both cursors pages backwards: the server takes only one.
+  const before = cursor(params, 'before');
   return {
     client: params.get('client') ?? '',
     types: (params.get('type') ?? '').split(',').filter(Boolean),
     from: params.get('from') ?? '',
     to: params.get('to') ?? '',
     hideHeartbeats: params.get('heartbeats') === 'hide',
-    after: params.has('after') && Number.isInteger(after) && after > 0 ? after : null
+    after: before === null ? cursor(params, 'after') : null,
+    before
   };
 }
 
@@ -56,6 +70,7 @@ export function filtersToParams(filters: AuditFilters): URLSearchParams {
   if (filters.to) params.set('to', filters.to);
   if (filters.hideHeartbeats) params.set('heartbeats', 'hide');
   if (filters.after !== null) params.set('after', String(filters.after));
+  else if (filters.before !== null) params.set('before', String(filters.before));
   return params;
 }
 
@@ -72,6 +87,7 @@ export function toEventQuery(filters: AuditFilters, limit: number): EventQuery {
     from: filters.from || null,
     to: filters.to || null,
     after: filters.after,
+    before: filters.after === null ? (filters.before ?? NEWEST) : null,
     limit
   };
 }
