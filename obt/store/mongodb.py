@@ -17,7 +17,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, DeleteOne, IndexMod
 from pymongo import timeout as operation_timeout
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 
 from obt.errors import CheckpointConflict, StoreMisconfigured, StoreUnavailable
 from obt.store.codec import EventCodec, to_timestamp
@@ -192,22 +192,40 @@ class MongoStore:
             stopping = any(job is _STOP for job in jobs)
             jobs = [job for job in jobs if job is not _STOP]
             if jobs:
-                await self._write(jobs)
+                unreachable = await self._write(jobs)
+                if unreachable is not None:
+                    stopping = self._fail_queued(unreachable) or stopping
             if stopping:
                 return
 
-    async def _write(self, jobs: list[AppendJob]) -> None:
+    def _fail_queued(self, error: StoreUnavailable) -> bool:
+        """Fail every append queued while a batch waited on an unreachable store: each would
+        wait out its own transaction timeout in turn. True when a stop was queued among them."""
+        stopping = False
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if job is _STOP:
+                stopping = True
+            elif not job.future.done():
+                job.future.set_exception(error)
+        return stopping
+
+    async def _write(self, jobs: list[AppendJob]) -> StoreUnavailable | None:
+        """Write one batch; returns the error when the store could not be reached."""
         db = self._db
 
         async def transaction(session: AsyncClientSession) -> tuple[list[Any], int]:
             return await append_batch(db, session, jobs)
 
+        unreachable: StoreUnavailable | None = None
         try:
             with operation_timeout(TRANSACTION_TIMEOUT_S):
                 async with self._db.client.start_session() as session:
                     outcomes, head = await session.with_transaction(transaction)
         except PyMongoError as exc:
             error = self._unavailable(exc)
+            if isinstance(exc, ConnectionFailure | ExecutionTimeout):
+                unreachable = error
             outcomes, head = [(None, error) for _ in jobs], 0
         except Exception as exc:  # a bug must reach every waiting caller, not kill the writer
             outcomes, head = [(None, exc) for _ in jobs], 0
@@ -222,6 +240,7 @@ class MongoStore:
             self._head = head
             async with self._appended:
                 self._appended.notify_all()
+        return unreachable
 
     # event reads ---------------------------------------------------------------------------
 

@@ -461,3 +461,45 @@ class Launcher:
         """Start independent processes at once, so their start-up costs overlap."""
         self.launched += processes
         start_together(*processes)
+
+
+class SecantusProcess(ManagedProcess):
+    """The MongoDB stand-in (`secantusd-py`) as its own process, its data in a directory, so it
+    can be stopped and started again with its data intact (store-outage tests)."""
+
+    name = "secantus"
+
+    def __init__(self, log_dir: Path, storage: Path, *, port: int | None = None) -> None:
+        super().__init__(log_dir)
+        self.storage = storage
+        self.port = port or free_port()
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?retryWrites=false&directConnection=true"
+
+    def command(self) -> list[str]:
+        exe = Path(sys.executable).with_name("secantusd-py")
+        return [
+            str(exe),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.storage),
+            "--log-level",
+            "WARNING",
+        ]
+
+    def wait_ready(self, deadline: float) -> None:
+        while True:
+            self.check_alive()
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{self.name} did not listen\n{self.output()}")
+            time.sleep(0.05)
