@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from obt.commands.messages import (
@@ -24,7 +24,7 @@ from obt.commands.repository import ClientRepository, deterministic_event_id
 from obt.domain import client as rules
 from obt.domain.client import ClientRuleViolation, ClientState
 from obt.domain.events import Event
-from obt.domain.liveness import LivenessPolicy, Status
+from obt.domain.liveness import WATCHED, LivenessPolicy, Status
 from obt.errors import (
     ClientIsDecommissioned,
     DuplicateEventId,
@@ -103,6 +103,7 @@ class ClientCommands:
         self._enrollment_token = enrollment_token
         self._server_started_at = server_started_at
         self._server_id = server_id
+        self._next_due: datetime | None = None  # no timeout can fall due before this
         # Raises StoreUnavailable while the store is known to be down: refuse at once.
         self._write_gate = write_gate
 
@@ -242,15 +243,27 @@ class ClientCommands:
             )
 
     async def detect_timeouts(self, _: DetectTimeouts | None = None) -> list[str]:
-        """Emit ClientTimedOut for every silent client; returns the ids timed out."""
+        """Emit ClientTimedOut for every silent client; returns the ids timed out.
+
+        A full scan runs only once the earliest deadline seen by the last scan has passed:
+        heartbeats only push deadlines later, and a client that (re)joins since then gets a
+        deadline a whole timeout window after that scan, so nothing can fall due earlier.
+        """
+        now = self._clock.now()
+        if self._next_due is not None and now < self._next_due:
+            return []
         started = self._server_started_at()
-        due = [
-            cached.client_id
-            for cached in self._repo.cached()
-            if rules.decide_timeout(
-                cached, now=self._clock.now(), policy=self._policy, server_started_at=started
-            )
-        ]
+        due: list[str] = []
+        earliest: datetime | None = None
+        for cached in self._repo.cached():
+            if cached.status not in WATCHED or cached.last_seen is None:
+                continue
+            deadline = self._policy.deadline(cached.last_seen, started)
+            if now > deadline:
+                due.append(cached.client_id)
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        self._next_due = earliest or now + timedelta(seconds=self._policy.timeout_s)
         timed_out = [cid for cid in due if await self._time_out(cid, started)]
         for cid in timed_out:
             log.info("client %s timed out", cid)
