@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from obt import __version__
 from obt.api import agents, audit, reads, system
@@ -76,9 +75,6 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    # The client list is ~0.5 MB of JSON for 1,000 machines: compress what is worth it (the
-    # middleware leaves the live event stream alone).
-    app.add_middleware(GZipMiddleware, minimum_size=2048)
     app.add_middleware(
         Edge,
         max_body_bytes=settings.max_body_bytes,
