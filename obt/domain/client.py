@@ -362,10 +362,7 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
         return state
     match event:
         case HeartbeatReceived():  # first: by far the most frequent
-            state.last_seen = at
-            state.last_seq = event.seq
-            state.ollama_reachable = bool(event.ollama.get("reachable"))
-            state.status = reachable_status(state.ollama_reachable)
+            observe_heartbeat(state, event.seq, bool(event.ollama.get("reachable")), at)
         case ClientRegistered() | ClientReregistered():
             state.registered = True
             state.session_id = event.session_id
@@ -431,6 +428,14 @@ def evolve(state: ClientState, event: Event, at: datetime) -> ClientState:
         case _:
             pass
     return state
+
+
+def observe_heartbeat(state: ClientState, seq: int, reachable: bool, at: datetime) -> None:
+    """A heartbeat's whole effect on the state (projections apply it without the event)."""
+    state.last_seen = at
+    state.last_seq = seq
+    state.ollama_reachable = reachable
+    state.status = reachable_status(reachable)
 
 
 def fold(client_id: str, history: Iterable[tuple[Event, datetime]]) -> ClientState:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from obt.domain.events import Event
+from obt.domain.events import Event, event_from_data
 from obt.store.ports import Delete, Doc, Increment, Put, ReadOp, ReadStore, RecordedEvent
 
 
@@ -21,18 +21,35 @@ class Change:
     position: int
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """A recorded event with its domain event decoded once for all projectors."""
+HEARTBEAT = "HeartbeatReceived"
 
-    recorded: RecordedEvent
-    event: Event
-    position: int  # copies of the envelope's, read for every event by every projector
-    at: datetime
+
+class Envelope:
+    """A recorded event for all projectors, its domain event decoded once, when first asked.
+
+    Heartbeats are most of the log and the projectors' fast paths read the few fields they
+    need from `data`, so most heartbeats are never turned into HeartbeatReceived objects.
+    """
+
+    __slots__ = ("_event", "at", "data", "position", "recorded", "type")
+
+    def __init__(self, recorded: RecordedEvent, event: Event | None = None) -> None:
+        self.recorded = recorded
+        self.position = recorded.position
+        self.at = recorded.recorded_at
+        self.type = recorded.type
+        self.data = recorded.data
+        self._event = event
+
+    @property
+    def event(self) -> Event:
+        if self._event is None:
+            self._event = event_from_data(self.type, self.data)
+        return self._event
 
     @classmethod
     def of(cls, recorded: RecordedEvent, event: Event) -> Envelope:
-        return cls(recorded, event, recorded.position, recorded.recorded_at)
+        return cls(recorded, event)
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from obt.commands.repository import SNAPSHOT_COLLECTION
-from obt.domain.client import ClientState, evolve
+from obt.domain.client import ClientState, evolve, observe_heartbeat
 from obt.domain.events import ClientEvent
-from obt.projections.base import Batch, Envelope, Projector
+from obt.projections.base import HEARTBEAT, Batch, Envelope, Projector
 from obt.store.ports import ReadStore
 
 
@@ -27,6 +27,16 @@ class ClientStateProjector(Projector):
         self._dirty.clear()
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
+        if envelope.type == HEARTBEAT:
+            data = envelope.data
+            state = self.states.get(data["client_id"])
+            if state is not None:
+                observe_heartbeat(
+                    state, data["seq"], bool(data["ollama"].get("reachable")), envelope.at
+                )
+                state.version = envelope.recorded.version
+                self._dirty[state.client_id] = envelope.position
+                return
         event = envelope.event
         if not isinstance(event, ClientEvent):
             return

@@ -20,7 +20,7 @@ from obt.domain.events import (
     ServerStopped,
 )
 from obt.domain.liveness import Status
-from obt.projections.base import Batch, Envelope, Projector, iso, ts
+from obt.projections.base import HEARTBEAT, Batch, Envelope, Projector, iso, ts
 from obt.projections.status import Liveness, client_transition, server_transitions
 from obt.store.ports import Doc, ReadStore
 
@@ -62,21 +62,23 @@ class ClientsProjector(Projector):
         self.observed_since = datetime.fromisoformat(since) if since else None
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
-        event, at, pos = envelope.event, envelope.at, envelope.position
-        if type(event) is HeartbeatReceived:
-            # The common case first: one more heartbeat in the same status. last_seen is
-            # formatted once per batch, in flush().
-            cid = event.client_id
+        if envelope.type == HEARTBEAT:
+            # The common case first, from the raw data: one more heartbeat in the same
+            # status. last_seen is formatted once per batch, in flush().
+            data = envelope.data
+            cid = data["client_id"]
             current = self.live.get(cid)
             doc = self.docs.get(cid)
             if current is not None and doc is not None:
-                status = ONLINE if event.ollama.get("reachable") else DEGRADED
+                ollama = data["ollama"]
+                status = ONLINE if ollama.get("reachable") else DEGRADED
                 if current.status is status and current.underlying is status:
-                    _fold_heartbeat(doc, event)
-                    self._seen[cid] = at
-                    self._dirty[cid] = pos
+                    _fold_heartbeat(doc, data["session_id"], data.get("clock_skew_ms"), ollama)
+                    self._seen[cid] = envelope.at
+                    self._dirty[cid] = envelope.position
                     self.revision += 1
                     return
+        event, at, pos = envelope.event, envelope.at, envelope.position
         if isinstance(event, ServerStarted | ServerStopped):
             self._apply_server(event, pos, batch)
             return
@@ -155,10 +157,11 @@ def _set_liveness(doc: Doc, live: Liveness, at: datetime) -> None:
     doc["underlying"] = live.underlying.value
 
 
-def _fold_heartbeat(doc: Doc, event: HeartbeatReceived) -> None:
-    doc["session_id"] = event.session_id
-    doc["clock_skew_ms"] = event.clock_skew_ms
-    ollama = event.ollama
+def _fold_heartbeat(
+    doc: Doc, session_id: str, clock_skew_ms: int | None, ollama: dict[str, Any]
+) -> None:
+    doc["session_id"] = session_id
+    doc["clock_skew_ms"] = clock_skew_ms
     doc["ollama"] = {
         "reachable": bool(ollama.get("reachable")),
         "version": ollama.get("version") or doc["ollama"].get("version"),
@@ -186,7 +189,7 @@ def _fold(doc: Doc, event: ClientEvent, at: datetime) -> None:
             }
         case HeartbeatReceived():
             doc["last_seen"] = iso(at)
-            _fold_heartbeat(doc, event)
+            _fold_heartbeat(doc, event.session_id, event.clock_skew_ms, event.ollama)
         case OllamaBecameUnavailable():
             doc["ollama"]["error"] = event.error
         case ModelAdded() | ModelChanged():

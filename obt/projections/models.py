@@ -13,7 +13,7 @@ from obt.domain.events import (
     ModelRemoved,
     ModelUnloaded,
 )
-from obt.projections.base import Batch, Envelope, Projector
+from obt.projections.base import HEARTBEAT, Batch, Envelope, Projector
 from obt.store.ports import Doc, ReadStore
 
 MODELS = "models"
@@ -32,6 +32,8 @@ class ModelsProjector(Projector):
         self.revision += 1
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
+        if envelope.type == HEARTBEAT:
+            return  # heartbeats change nothing here (and need no decoding)
         event, pos = envelope.event, envelope.position
         match event:
             case ModelAdded() | ModelChanged():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from obt.domain.events import event_from_data
 from obt.errors import CheckpointConflict, StoreError
-from obt.projections.base import Batch, Change, Envelope, Projector
+from obt.projections.base import HEARTBEAT, Batch, Change, Envelope, Projector
 from obt.projections.client_state import ClientStateProjector
 from obt.projections.clients import ClientsProjector
 from obt.projections.models import ModelsProjector
@@ -43,9 +43,22 @@ PROJECTOR_NAMES = tuple(p.name for p in default_projectors())
 
 
 def decode(records: Iterable[RecordedEvent]) -> list[Envelope]:
-    """Domain events for the records; types this server does not know are skipped, logged."""
+    """Domain events for the records; types this server does not know are skipped, logged.
+
+    A heartbeat whose data has the fields the projectors' fast paths read is decoded lazily
+    (most never need the full event); everything else is decoded here and checked.
+    """
     envelopes = []
     for recorded in records:
+        data = recorded.data
+        if (
+            recorded.type == HEARTBEAT
+            and isinstance(data.get("client_id"), str)
+            and isinstance(data.get("ollama"), dict)
+            and isinstance(data.get("seq"), int)
+        ):
+            envelopes.append(Envelope(recorded))
+            continue
         try:
             event = event_from_data(recorded.type, recorded.data)
         except KeyError:

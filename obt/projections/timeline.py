@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from obt.domain.events import ClientEvent, HeartbeatReceived
-from obt.projections.base import Batch, Envelope, Projector, iso
+from obt.projections.base import HEARTBEAT, Batch, Envelope, Projector, iso
 from obt.projections.summaries import summarize
 from obt.store.ports import ReadStore
 
@@ -24,6 +24,8 @@ class TimelineProjector(Projector):
         return None  # append-only: nothing to keep in memory
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
+        if envelope.type == HEARTBEAT:
+            return  # heartbeats change nothing here (and need no decoding)
         event = envelope.event
         if isinstance(event, HeartbeatReceived):
             return  # every heartbeat is in the log; the timeline tells only what changed

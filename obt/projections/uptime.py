@@ -13,12 +13,11 @@ from typing import ClassVar
 from obt.domain.events import (
     ClientEvent,
     ClientRegistered,
-    HeartbeatReceived,
     ServerStarted,
     ServerStopped,
 )
 from obt.domain.liveness import UPTIME_CATEGORY, Status
-from obt.projections.base import Batch, Envelope, Projector, iso, ts
+from obt.projections.base import HEARTBEAT, Batch, Envelope, Projector, iso, ts
 from obt.projections.status import Liveness, client_transition, server_transitions
 from obt.store.ports import Doc, ReadStore
 
@@ -81,15 +80,16 @@ class UptimeProjector(Projector):
         self.observed_since = datetime.fromisoformat(since) if since else None
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
-        event = envelope.event
-        if type(event) is HeartbeatReceived:
-            # The common case first: one more heartbeat in the same status changes nothing.
-            current = self.open.get(event.client_id)
+        if envelope.type == HEARTBEAT:
+            # The common case first, from the raw data: one more heartbeat in the same
+            # status changes nothing.
+            data = envelope.data
+            current = self.open.get(data["client_id"])
             if current is not None:
-                status = ONLINE if event.ollama.get("reachable") else DEGRADED
+                status = ONLINE if data["ollama"].get("reachable") else DEGRADED
                 if current.status is status and current.underlying is status:
                     return
-        at, pos = envelope.at, envelope.position
+        event, at, pos = envelope.event, envelope.at, envelope.position
         if isinstance(event, ServerStarted | ServerStopped):
             if isinstance(event, ServerStarted):
                 self.observed_since = event.started_at
