@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
+import re
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +37,10 @@ async def rebuild(path: Path) -> dict[str, float]:
         seconds = time.perf_counter() - started
     finally:
         await store.close()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: the latter survives fork+exec and would report the parent's peak
+    # (the generator held the whole history in memory).
+    status = Path("/proc/self/status").read_text(encoding="utf-8")
+    rss_mb = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
     return {"events": count, "seconds": seconds, "rate": count / seconds, "peak_rss_mb": rss_mb}
 
 

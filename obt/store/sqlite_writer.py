@@ -181,7 +181,6 @@ class SQLiteWriter:
             # Checkpoint the WAL less often (every ~40 MB instead of ~4 MB): each checkpoint
             # runs inside some commit and syncs the database file.
             connection.execute("PRAGMA wal_autocheckpoint = 10000")
-            connection.execute("PRAGMA cache_size = -65536")
             if new:
                 create_schema(connection)
             else:
