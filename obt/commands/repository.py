@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from obt.domain.client import ClientState, evolve
-from obt.domain.events import Event, client_stream, event_from_data
+from obt.domain.events import Event, client_id_of, client_stream, event_from_data
 from obt.errors import CorruptEvent
 from obt.store.ports import AppendResult, NewEvent, RecordedEvent, Store
 
@@ -58,26 +58,38 @@ class ClientRepository:
     def owner_of_secret(self, secret_sha256: str) -> str | None:
         return self._by_secret.get(secret_sha256)
 
-    async def warm(self) -> int:
-        """Load every client's state at start-up (snapshots, then the events after them)."""
-        snapshots_at = await self._store.checkpoint(SNAPSHOT_COLLECTION)
-        docs = await self._store.find(SNAPSHOT_COLLECTION)
-        for doc in docs:
-            state = ClientState.from_snapshot(doc["state"])
+    async def warm(self, states: Iterable[ClientState] | None = None, at: int = 0) -> int:
+        """Load every client's state at start-up.
+
+        `states` (the snapshot projector's, current as of position `at`) are copied; without
+        them the stored snapshots are read. Then one scan of the log after that point brings
+        every client up to date and finds those too new to have a snapshot.
+        """
+        if states is None:
+            at = await self._store.checkpoint(SNAPSHOT_COLLECTION)
+            states = [
+                ClientState.from_snapshot(doc["state"])
+                for doc in await self._store.find(SNAPSHOT_COLLECTION)
+            ]
+        else:
+            states = [state.copy() for state in states]
+        for state in states:
             self._remember(state)
-        for state in list(self._cache.values()):
-            await self._catch_up(state)
-        # Clients registered after the last snapshot batch have no snapshot yet.
-        after = snapshots_at
-        while True:
-            newer = await self._store.read_all(after=after, types=["ClientRegistered"], limit=1000)
-            for recorded in newer:
-                cid = recorded.data.get("client_id")
-                if isinstance(cid, str) and cid not in self._cache:
-                    await self.load(cid)
-            if len(newer) < 1000:
-                return len(self._cache)
-            after = newer[-1].position
+        after = at
+        while batch := await self._store.read_all(after=after, limit=1000):
+            for recorded in batch:
+                cid = client_id_of(recorded.stream)
+                if cid is None:
+                    continue
+                state = self._cache.get(cid) or ClientState(client_id=cid)
+                if recorded.version == state.version + 1:
+                    apply_recorded(state, recorded)
+                elif recorded.version > state.version + 1:
+                    await self._catch_up(state)  # a snapshot older than expected: read on
+                if state.registered:
+                    self._remember(state)
+            after = batch[-1].position
+        return len(self._cache)
 
     async def load(self, client_id: str) -> ClientState:
         state = self._cache.get(client_id)

@@ -93,6 +93,15 @@ class ClientState:
             )
         return self.digest_cache
 
+    def copy(self) -> ClientState:
+        """An independent state: containers copied, their immutable contents shared."""
+        return dataclasses.replace(
+            self,
+            profile=dict(self.profile),
+            installed=dict(self.installed),
+            loaded=dict(self.loaded),
+        )
+
     def to_snapshot(self) -> dict[str, Any]:
         # Written by hand: dataclasses.asdict deep-copies, and this runs for every client
         # that changed in a projection batch.
