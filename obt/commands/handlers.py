@@ -139,6 +139,8 @@ class ClientCommands:
             raise Forbidden("the enrollment token only registers; use the client's secret")
         if not state.registered:
             raise UnknownClient(client_id)
+        if state.status is Status.DECOMMISSIONED:
+            raise ClientIsDecommissioned(client_id)
         raise NotAuthenticated("unknown or revoked client secret; register again")
 
     # ------------------------------------------------------------ commands
