@@ -50,6 +50,11 @@ def release_startup_memory() -> None:
     glibc keeps the freed heap unless asked, and for a large fleet that is most of the RSS.
     """
     gc.collect()
+    # What survived start-up lives as long as the server: keep it out of the collector's
+    # scans, whose pauses otherwise show in request latency on a large fleet.
+    gc.freeze()
+    # Requests allocate many short-lived objects: collect the young generation less often.
+    gc.set_threshold(20_000, 20, 20)
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
