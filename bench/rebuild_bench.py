@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.history import write_history
-from obt.bootstrap import make_codec
+from obt.bootstrap import make_codec, tune_gc
 from obt.projections.runner import ProjectionRunner
 from obt.store.sqlite import SQLiteStore
 
@@ -30,8 +30,9 @@ async def rebuild(path: Path) -> dict[str, float]:
     store = SQLiteStore(path, make_codec())
     await store.open()
     try:
-        runner = ProjectionRunner(store, batch_size=5000)
+        runner = ProjectionRunner(store)
         await runner.start()
+        tune_gc()  # as `obt projections rebuild` does
         started = time.perf_counter()
         count = await runner.rebuild()
         seconds = time.perf_counter() - started

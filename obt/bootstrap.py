@@ -43,6 +43,18 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+def tune_gc() -> None:
+    """Garbage collection for a long-running process that allocates in bursts.
+
+    What exists now (settings, read models, cached states) lives as long as the process: keep
+    it out of the collector's scans, whose pauses otherwise show in request latency on a large
+    fleet. Requests and replays allocate many short-lived objects: collect the young
+    generation less often.
+    """
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def release_startup_memory() -> None:
     """Hand back to the OS what loading every snapshot and document at start-up left free.
 
@@ -50,11 +62,7 @@ def release_startup_memory() -> None:
     glibc keeps the freed heap unless asked, and for a large fleet that is most of the RSS.
     """
     gc.collect()
-    # What survived start-up lives as long as the server: keep it out of the collector's
-    # scans, whose pauses otherwise show in request latency on a large fleet.
-    gc.freeze()
-    # Requests allocate many short-lived objects: collect the young generation less often.
-    gc.set_threshold(20_000, 20, 20)
+    tune_gc()
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:

@@ -113,11 +113,12 @@ def serve(settings: Settings) -> int:
 
 
 async def _rebuild(settings: Settings, name: str | None) -> int:
-    from obt.bootstrap import bootstrap
+    from obt.bootstrap import bootstrap, tune_gc
 
     obt = await bootstrap(settings)
     try:
         await obt.runner.start()
+        tune_gc()
         names = [name] if name else None
         started = datetime.now(UTC)
         try:
