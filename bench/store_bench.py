@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from obt.bootstrap import tune_gc
 from obt.store.codec import dumps
 from obt.store.ports import NewEvent, Store
 
@@ -103,6 +104,7 @@ async def mongo_store(per_appender: int) -> float | None:
 
 
 async def main() -> None:
+    tune_gc()  # the server runs with this collector tuning (obt.bootstrap)
     n = int(os.environ.get("OBT_BENCH_N", "20000"))
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
