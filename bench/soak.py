@@ -105,6 +105,10 @@ class Soak:
         self.windows: list[Window] = []
         self.lag_events: list[int] = []
         self.lag_s: list[float] = []
+        self.loop_stalls: list[float] = []
+        self.server_side: dict[str, float] = {}
+        self.registering = asyncio.Semaphore(64)
+        self.registered = 0
         self.stop = asyncio.Event()
         self.failures: list[str] = []
         self.notes: list[str] = []
@@ -138,42 +142,41 @@ class Soak:
             }
         ).encode()
 
-    async def register_all(self, http: aiohttp.ClientSession) -> None:
-        gate = asyncio.Semaphore(32)
+    async def register(self, agent: Agent, http: aiohttp.ClientSession) -> None:
+        body = {
+            "client_id": agent.client_id,
+            "hostname": f"host-{agent.client_id}",
+            "platform": PLATFORM,
+            "agent_version": "0.1.0-soak",
+            "ollama": {
+                "installed": True,
+                "version": "0.9.6",
+                "base_url": "http://127.0.0.1:11434",
+                "reachable": True,
+            },
+            "labels": {"soak": "1"},
+            "session_id": agent.session_id,
+        }
         headers = {"Authorization": f"Bearer {self.server.enrollment_token}"}
-
-        async def one(agent: Agent) -> None:
-            body = {
-                "client_id": agent.client_id,
-                "hostname": f"host-{agent.client_id}",
-                "platform": PLATFORM,
-                "agent_version": "0.1.0-soak",
-                "ollama": {
-                    "installed": True,
-                    "version": "0.9.6",
-                    "base_url": "http://127.0.0.1:11434",
-                    "reachable": True,
-                },
-                "labels": {"soak": "1"},
-                "session_id": agent.session_id,
-            }
-            async with gate:
-                for _ in range(20):
+        async with self.registering:
+            for _ in range(20):
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with http.post(
                         f"{self.server.api_url}/agents/register", json=body, headers=headers
                     ) as response:
                         if response.status in (200, 201):
                             agent.secret = (await response.json())["client_secret"]
+                            self.registered += 1
                             return
-                        await asyncio.sleep(1)
-                raise RuntimeError(f"could not register {agent.client_id}")
-
-        await asyncio.gather(*(one(a) for a in self.agents))
+                await asyncio.sleep(1)
+        raise RuntimeError(f"could not register {agent.client_id}")
 
     async def beat(self, agent: Agent, http: aiohttp.ClientSession, offset: float) -> None:
         loop = asyncio.get_running_loop()
         url = f"{self.server.api_url}/agents/{agent.client_id}/heartbeats"
+        await self.register(agent, http)
         headers = {"Authorization": f"Bearer {agent.secret}", "Content-Type": "application/json"}
+        # Each agent beats right after registering (as a real one does), then at its cadence.
         await asyncio.sleep(offset)
         next_at = loop.time()
         while not self.stop.is_set():
@@ -233,6 +236,30 @@ class Soak:
                     while pending and pending[0][1] <= low:
                         self.lag_s.append(now - pending.pop(0)[0])
             await asyncio.sleep(0.5)
+
+    async def sample_loop_stalls(self) -> None:
+        """How late this process's own event loop wakes up: shows when the client is the limit."""
+        while not self.stop.is_set():
+            before = time.monotonic()
+            await asyncio.sleep(0.1)
+            self.loop_stalls.append(time.monotonic() - before - 0.1)
+
+    async def server_latency(self, http: aiohttp.ClientSession) -> dict[str, float]:
+        """Heartbeat p50/p99 as the server measured it (its request histogram in /metrics)."""
+        async with http.get(f"{self.server.base_url}/metrics") as response:
+            text = await response.text()
+        buckets: dict[float, float] = {}
+        for line in text.splitlines():
+            if line.startswith("obt_request_duration_seconds_bucket") and "heartbeats" in line:
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                bound = float("inf") if le == "+Inf" else float(le)
+                buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+        total = buckets.get(float("inf"), 0.0)
+        result = {}
+        for q in (0.5, 0.99):
+            bound = next((b for b in sorted(buckets) if buckets[b] >= q * total), float("nan"))
+            result[f"p{int(q * 100)}_at_most_ms"] = bound * 1000
+        return result
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -344,13 +371,9 @@ class Soak:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
         try:
             async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-                started = time.monotonic()
-                await self.register_all(http)
-                print(
-                    f"registered {len(self.agents)} agents in {time.monotonic() - started:.1f} s",
-                    flush=True,
-                )
                 await self.load(http, agent_proc)
+                if not a.kills:  # the histogram restarts with every server start
+                    self.server_side = await self.server_latency(http)
                 present = await self.heartbeats_present(http)
             self.report(present)
             if a.kills:
@@ -375,7 +398,15 @@ class Soak:
             asyncio.create_task(self.beat(agent, http, a.interval * i / n))
             for i, agent in enumerate(self.agents)
         ]
+        registering = time.monotonic()
+        while self.registered < n:
+            await asyncio.sleep(1)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise RuntimeError("an agent failed to register") from task.exception()
+        print(f"registered {n} agents in {time.monotonic() - registering:.1f} s", flush=True)
         tasks.append(asyncio.create_task(self.sample_lag(http)))
+        tasks.append(asyncio.create_task(self.sample_loop_stalls()))
         faults = []
         if a.kills:
             faults.append(asyncio.create_task(self.kill_loop(http, agent_proc)))
@@ -429,6 +460,10 @@ class Soak:
             ],
             "projection_lag_s_p50_p99_max": [
                 round(pct(self.lag_s, q), 2) for q in (0.5, 0.99, 1.0)
+            ],
+            "server_side_heartbeat_latency": self.server_side,
+            "client_loop_stall_ms_p99_max": [
+                round(pct(self.loop_stalls, q) * 1000, 1) for q in (0.99, 1.0)
             ],
             "longest_failed_request_s": round(s.longest_failure_s, 2),
             "503_without_retry_after": s.missing_retry_after,

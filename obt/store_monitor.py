@@ -15,6 +15,7 @@ import logging
 from datetime import datetime
 from typing import Any, Protocol
 
+from obt.commands.handlers import Clock
 from obt.commands.lifecycle import ServerLifecycle
 from obt.errors import StoreError, StoreUnavailable
 
@@ -23,10 +24,6 @@ log = logging.getLogger(__name__)
 
 class Pingable(Protocol):
     async def ping(self) -> float: ...
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 class StoreMonitor:

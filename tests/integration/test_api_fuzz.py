@@ -26,6 +26,7 @@ class FuzzTarget:
     def __init__(self, server: ServerProcess, secret: str) -> None:
         self.server = server
         self.secret = secret
+        self.calls = 0
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,7 @@ def check_case(case: schemathesis.Case, target: FuzzTarget) -> None:
         token = target.server.admin_token
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = case.call(headers=headers, timeout=30)
+    target.calls += 1
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
     )
@@ -84,3 +86,5 @@ def test_no_input_gets_a_server_error(fuzz_target: FuzzTarget) -> None:
             check_case(case, fuzz_target)
 
         fuzz()
+    # Shown with -s (docs/reliability.md quotes it): how many requests were really sent.
+    print(f"\nfuzzed {len(operations)} operations with {fuzz_target.calls} requests")

@@ -103,6 +103,13 @@ def test_oversized_headers_and_bodies_are_refused(server: ServerProcess) -> None
     )
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     with server.client() as http:
+        # No Content-Length (chunked): counted as it arrives, refused past the limit.
+        chunks = (b"x" * 65536 for _ in range(32))  # 2 MiB against the 1 MiB default
+        response = http.post(
+            "/agents/register", content=chunks, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 413, response.text
+        assert response.json()["code"] == "body_too_large"
         assert http.get("/health").status_code == 200
 
 

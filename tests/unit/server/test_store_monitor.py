@@ -145,9 +145,6 @@ async def test_a_failed_recording_keeps_the_store_down_until_it_succeeds(fleet: 
     assert not await monitor.check()
     fleet.clock.advance(3)
 
-    class FailingAppend(Exception):
-        pass
-
     original = store.append
 
     async def fail_once(*args, **kwargs):  # type: ignore[no-untyped-def]
