@@ -210,7 +210,7 @@ class ProjectionRunner:
             except StoreError as exc:
                 log.warning("projections paused: %s; retrying in %.1f s", exc, backoff)
                 await _wait(stop, backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, 2.0)  # a returning store is noticed within 2 s
                 continue
             if n == 0:
                 waiter = asyncio.ensure_future(self._store.wait_for_append(self.low_water, poll_s))
