@@ -22,7 +22,15 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 from obt.errors import CheckpointConflict, StoreMisconfigured, StoreUnavailable
 from obt.store.codec import EventCodec, to_timestamp
 from obt.store.mongodb_writer import AppendJob, append_batch
-from obt.store.ports import AppendResult, Delete, Doc, NewEvent, ReadOp, RecordedEvent
+from obt.store.ports import (
+    AppendResult,
+    Delete,
+    Doc,
+    Increment,
+    NewEvent,
+    ReadOp,
+    RecordedEvent,
+)
 from obt.store.rules import EncodedEvent, apply_upsert, indexed_fields
 
 REPLICA_SET_HELP = (
@@ -370,10 +378,16 @@ class MongoStore:
             actual = 0 if found is None else int(found["position"])
             if actual != expected_checkpoint:
                 raise CheckpointConflict(projection, expected_checkpoint, actual)
-            keys = [{"collection": op.collection, "key": op.key} for op in ops]
+            # Only increments build on the stored document; puts and deletes replace it. One
+            # `$in` per collection uses the (collection, key) index; a large `$or` does not.
+            wanted: dict[str, set[str]] = {}
+            for op in ops:
+                if isinstance(op, Increment):
+                    wanted.setdefault(op.collection, set()).add(op.key)
             state: dict[tuple[str, str], Doc | None] = {}
-            if keys:
-                async for doc in db.docs.find({"$or": keys}, session=session):
+            for collection, names in wanted.items():
+                query = {"collection": collection, "key": {"$in": sorted(names)}}
+                async for doc in db.docs.find(query, session=session):
                     state[doc["collection"], doc["key"]] = doc
             for op in ops:
                 address = (op.collection, op.key)
