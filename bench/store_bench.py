@@ -1,6 +1,7 @@
 """Event-store throughput: raw sqlite3 (the floor), SQLiteStore and MongoStore under 32 appenders.
 
-Run: python -m bench.store_bench   (prints figures; writes nothing outside a temp directory)
+Run: python -m bench.store_bench [full|normal ...]   (default: both SQLite modes, in that order;
+prints figures; writes nothing outside a temp directory)
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import sys
 import tempfile
 import time
 import uuid
@@ -113,7 +115,11 @@ async def main() -> None:
             f"raw sqlite3 (WAL, synchronous=FULL): {single:,.0f} single inserts/s, "
             f"{batched:,.0f} batched inserts/s (1000 per transaction)"
         )
-        for synchronous in ("FULL", "NORMAL"):
+        modes = [m.upper() for m in sys.argv[1:]] or ["FULL", "NORMAL"]
+        for synchronous in modes:
+            # Each measurement starts with the earlier ones' dirty pages on disk: otherwise
+            # the kernel writes them back during the next run and charges it for them.
+            os.sync()
             rate = await sqlite_store(directory, n * 5 // APPENDERS, synchronous)
             print(
                 f"SQLiteStore synchronous={synchronous}, {APPENDERS} concurrent appenders, "

@@ -20,6 +20,7 @@ from obt.errors import StoreUnavailable
 from obt.store.codec import EventCodec, loads_object, to_timestamp
 from obt.store.ports import AppendResult, Doc, NewEvent, ReadOp, RecordedEvent
 from obt.store.rules import EncodedEvent
+from obt.store.sqlite_checkpointer import Checkpointer
 from obt.store.sqlite_schema import check_file, translate
 from obt.store.sqlite_writer import AppendJob, CommitJob, Job, ResetJob, SQLiteWriter
 
@@ -55,6 +56,7 @@ class SQLiteStore:
         self._busy_timeout_s = busy_timeout_s
         self._readers = readers
         self._writer: SQLiteWriter | None = None
+        self._checkpointer: Checkpointer | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._connections: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_connections: list[sqlite3.Connection] = []
@@ -77,6 +79,8 @@ class SQLiteStore:
         )
         await writer.start()
         self._writer = writer
+        self._checkpointer = Checkpointer(self.path, self._synchronous)
+        self._checkpointer.start()
         self._pool = ThreadPoolExecutor(self._readers, thread_name_prefix="obt-sqlite-read")
         self._head = await self.head()
 
@@ -84,6 +88,9 @@ class SQLiteStore:
         writer, self._writer = self._writer, None
         if writer is not None:
             await writer.stop()
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.stop)
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown)

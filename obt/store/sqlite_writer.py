@@ -178,9 +178,9 @@ class SQLiteWriter:
             if mode.lower() != "wal":
                 raise sqlite3.OperationalError(f"journal_mode stayed {mode}, WAL is needed")
             connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-            # Checkpoint the WAL less often (every ~40 MB instead of ~4 MB): each checkpoint
-            # runs inside some commit and syncs the database file.
-            connection.execute("PRAGMA wal_autocheckpoint = 10000")
+            # Checkpoints run on their own thread (sqlite_checkpointer): inside a commit they
+            # would hold up every append queued behind it.
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
             if new:
                 create_schema(connection)
             else:
