@@ -39,9 +39,6 @@ def default_projectors() -> list[Projector]:
     ]
 
 
-PROJECTOR_NAMES = tuple(p.name for p in default_projectors())
-
-
 def decode(records: Iterable[RecordedEvent]) -> list[Envelope]:
     """Domain events for the records; types this server does not know are skipped, logged.
 
