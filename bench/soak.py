@@ -324,20 +324,44 @@ class Soak:
     # -- checks ----------------------------------------------------------------------------
 
     async def heartbeats_present(self, http: aiohttp.ClientSession) -> Counter[tuple[str, int]]:
+        """Every HeartbeatReceived in the log, by (client, seq) of this run's sessions.
+
+        Paged through /events?after= with a few tries per page: one long export stream cannot
+        resume when a single read fails on a saturated store (seen on the MongoDB stand-in).
+        """
         counts: Counter[tuple[str, int]] = Counter()
-        url = f"{self.server.api_url}/events/export"
-        params = {"type": "HeartbeatReceived"}
+        url = f"{self.server.api_url}/events"
         sessions = {a.client_id: a.session_id for a in self.agents}
-        async with http.get(url, params=params, timeout=aiohttp.ClientTimeout(600)) as response:
-            response.raise_for_status()
-            async for line in response.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
+        after = 0
+        while True:
+            params = {"type": "HeartbeatReceived", "after": str(after), "limit": "1000"}
+            page = await self._page(http, url, params)
+            for event in page["items"]:
                 client = event["stream"].removeprefix("client-")
                 if sessions.get(client) == event["data"]["session_id"]:
                     counts[client, event["data"]["seq"]] += 1
-        return counts
+            if page["next_after"] is None:
+                return counts
+            after = page["next_after"]
+
+    @staticmethod
+    async def _page(
+        http: aiohttp.ClientSession, url: str, params: dict[str, str]
+    ) -> dict[str, Any]:
+        for attempt in range(5):
+            try:
+                async with http.get(
+                    url, params=params, timeout=aiohttp.ClientTimeout(120)
+                ) as response:
+                    if response.status == 200:
+                        page: dict[str, Any] = await response.json()
+                        return page
+                    if response.status < 500:
+                        response.raise_for_status()
+            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError):
+                pass
+            await asyncio.sleep(2 * (attempt + 1))  # a saturated store: give it a moment
+        raise RuntimeError(f"could not read {url} {params} after 5 tries")
 
     def read_models(self) -> dict[str, Any]:
         with self.server.client(timeout=60) as http:
