@@ -104,6 +104,10 @@ class Projector(ABC):
 
     name: ClassVar[str]
     collections: ClassVar[tuple[str, ...]]
+    #: True for a projector whose readers are served from its memory: the runner may then
+    #: hold its document writes back for a while (see ProjectionRunner), so a client that
+    #: heartbeats often costs one write per interval instead of one per heartbeat.
+    writes_behind: ClassVar[bool] = False
 
     @abstractmethod
     async def load(self, store: ReadStore) -> None:
@@ -113,8 +117,12 @@ class Projector(ABC):
     def apply(self, envelope: Envelope, batch: Batch) -> None:
         """Fold one event into memory and record the document writes in `batch`."""
 
-    def flush(self, batch: Batch) -> None:
-        """Called once before the batch is committed; for projectors that write lazily."""
+    def flush(self, batch: Batch, *, persist: bool = True) -> None:
+        """Called once per batch of events, before any commit; for projectors that write lazily.
+
+        `persist` is False only for a projector that `writes_behind`, when the runner holds
+        its writes back: announce this batch's changes, keep the documents to write later.
+        """
         return
 
     def apply_all(self, envelopes: Iterable[Envelope], batch: Batch) -> None:

@@ -14,6 +14,9 @@ from obt.store.ports import ReadStore
 class ClientStateProjector(Projector):
     name: ClassVar[str] = "client_state"
     collections: ClassVar[tuple[str, ...]] = (SNAPSHOT_COLLECTION,)
+    # The repository warms its cache from `states`; stored snapshots only speed up a start
+    # (it then reads each stream after its snapshot), so they may trail by a write interval.
+    writes_behind: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.states: dict[str, ClientState] = {}
@@ -47,8 +50,10 @@ class ClientStateProjector(Projector):
         state.version = envelope.recorded.version
         self._dirty[event.client_id] = envelope.position
 
-    def flush(self, batch: Batch) -> None:
-        # One snapshot per client per batch, taken at commit time, not one per event.
+    def flush(self, batch: Batch, *, persist: bool = True) -> None:
+        # One snapshot per client per commit, taken at commit time, not one per event.
+        if not persist:
+            return
         for cid, position in self._dirty.items():
             doc = {"state": self.states[cid].to_snapshot(), "position": position}
             batch.put(SNAPSHOT_COLLECTION, cid, doc, client_id=cid)

@@ -42,12 +42,14 @@ def liveness_of(doc: Doc) -> Liveness:
 class ClientsProjector(Projector):
     name: ClassVar[str] = "clients"
     collections: ClassVar[tuple[str, ...]] = (CLIENTS, META)
+    writes_behind: ClassVar[bool] = True  # ReadModels serves clients from `docs`
 
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
         self.live: dict[str, Liveness] = {}  # parsed once, not from the document per event
         self.revision = 0  # moves on every change to `docs`: lets readers cache what they built
-        self._dirty: dict[str, int] = {}  # client -> position of its last change in this batch
+        self._changed: dict[str, int] = {}  # client -> position of its last change, this batch
+        self._unsaved: set[str] = set()  # clients whose document is newer than the stored one
         self._seen: dict[str, datetime] = {}  # client -> last heartbeat, formatted at flush
         self.observed_since: datetime | None = None
 
@@ -55,7 +57,8 @@ class ClientsProjector(Projector):
         self.docs = {d["client_id"]: d for d in await store.find(CLIENTS)}
         self.live = {cid: liveness_of(d) for cid, d in self.docs.items() if "status" in d}
         self.revision += 1
-        self._dirty.clear()
+        self._changed.clear()
+        self._unsaved.clear()
         self._seen.clear()
         meta = await store.get(META, "server")
         since = meta.get("observed_since") if meta else None
@@ -75,7 +78,7 @@ class ClientsProjector(Projector):
                 if current.status is status and current.underlying is status:
                     _fold_heartbeat(doc, data["session_id"], data.get("clock_skew_ms"), ollama)
                     self._seen[cid] = envelope.at
-                    self._dirty[cid] = envelope.position
+                    self._changed[cid] = envelope.position
                     self.revision += 1
                     return
         event, at, pos = envelope.event, envelope.at, envelope.position
@@ -100,19 +103,23 @@ class ClientsProjector(Projector):
         self._touch(cid, pos)
 
     def _touch(self, cid: str, pos: int) -> None:
-        self._dirty[cid] = pos
+        self._changed[cid] = pos
         self.revision += 1
 
-    def flush(self, batch: Batch) -> None:
-        for cid, pos in self._dirty.items():
+    def flush(self, batch: Batch, *, persist: bool = True) -> None:
+        for cid, pos in self._changed.items():
             doc = self.docs[cid]
             seen = self._seen.pop(cid, None)
             if seen is not None:
                 doc["last_seen"] = iso(seen)
             doc["position"] = pos
-            batch.put(CLIENTS, cid, doc, client_id=cid)
             batch.changed("client", cid, pos)
-        self._dirty.clear()
+        self._unsaved.update(self._changed)
+        self._changed.clear()
+        if persist:
+            for cid in self._unsaved:
+                batch.put(CLIENTS, cid, self.docs[cid], client_id=cid)
+            self._unsaved.clear()
 
     def _apply_server(self, event: ServerStarted | ServerStopped, pos: int, batch: Batch) -> None:
         at = event.started_at if isinstance(event, ServerStarted) else event.stopped_at

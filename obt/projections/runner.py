@@ -2,7 +2,9 @@
 
 Each projector's document writes and its new checkpoint are committed in one transaction, so a
 crash between batches repeats nothing and loses nothing: the next start resumes at the
-checkpoint with the in-memory state loaded from what was committed.
+checkpoint with the in-memory state loaded from what was committed. A projector whose readers
+are served from its memory may have its writes held back for a second (`writes_behind`): its
+stored checkpoint then stays put until they are committed together.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class ProjectionRunner:
         projectors: Sequence[Projector] | None = None,
         *,
         batch_size: int = 1000,
+        write_behind_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self.projectors = list(projectors) if projectors is not None else default_projectors()
@@ -96,6 +100,10 @@ class ProjectionRunner:
         self.positions: dict[str, int] = {}  # processed, in memory
         self._persisted: dict[str, int] = {}  # the checkpoint as stored
         self.max_unsaved = 10_000
+        self.write_behind_s = write_behind_s
+        self._monotonic = monotonic
+        self._committed_at: dict[str, float] = {}  # projector -> when it last committed
+        self._held: set[str] = set()  # projectors holding document writes back
         self.errors: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self.last_step_s = 0.0
@@ -142,6 +150,7 @@ class ProjectionRunner:
             if not pending.done():
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
+        await self.persist_held()  # caught up means stored, too
         return total
 
     async def _read(self, after: int) -> list[RecordedEvent]:
@@ -164,16 +173,17 @@ class ProjectionRunner:
                     p.apply_all(envelopes, batch)
                 else:
                     p.apply_all((e for e in envelopes if e.position > checkpoint), batch)
-                p.flush(batch)
-                persisted = self._persisted[p.name]
-                if batch or last - persisted >= self.max_unsaved:
-                    await self._store.commit(
-                        p.name, expected_checkpoint=persisted, new_checkpoint=last, ops=batch.ops()
-                    )
-                    self._persisted[p.name] = last
-                # else: nothing changed. Projectors change memory only together with ops, so
-                # replaying these events after a restart changes nothing either: the commit
-                # (and its fsync) can wait for the next batch that has something to say.
+                persist = (
+                    not p.writes_behind
+                    or bool(batch)
+                    or self._due(p.name)
+                    or last - self._persisted[p.name] >= self.max_unsaved
+                )
+                p.flush(batch, persist=persist)
+                if persist:
+                    await self._persist(p, batch, last)
+                else:
+                    self._held.add(p.name)
             except CheckpointConflict:
                 log.info("projection %s was advanced by another runner; reloading", p.name)
                 await self._reload(p)
@@ -191,11 +201,49 @@ class ProjectionRunner:
             for listener in self._listeners:
                 listener(changes)
 
+    async def _persist(self, p: Projector, batch: Batch, last: int) -> None:
+        """Commit the batch's writes with the checkpoint `last`, in one transaction."""
+        persisted = self._persisted[p.name]
+        if batch or last - persisted >= self.max_unsaved:
+            await self._store.commit(
+                p.name, expected_checkpoint=persisted, new_checkpoint=last, ops=batch.ops()
+            )
+            self._persisted[p.name] = last
+            self._committed_at[p.name] = self._monotonic()
+        # else: nothing changed. Projectors change memory only together with ops (or hold
+        # them, see persist_held), so replaying these events after a restart changes nothing
+        # either: the commit (and its fsync) can wait for a batch that has something to say.
+        self._held.discard(p.name)
+
+    def _due(self, name: str) -> bool:
+        committed = self._committed_at.get(name)
+        return committed is None or self._monotonic() - committed >= self.write_behind_s
+
+    async def persist_held(self, *, only_due: bool = False) -> None:
+        """Commit the writes projectors are holding back (all, or those whose time is up).
+
+        While writes are held the stored checkpoint stays where it was, so a crash replays
+        the held events onto the documents as they were stored: nothing is lost or doubled.
+        """
+        for p in self.projectors:
+            if p.name not in self._held or (only_due and not self._due(p.name)):
+                continue
+            batch = Batch()
+            p.flush(batch, persist=True)
+            try:
+                await self._persist(p, batch, self.positions[p.name])
+            except CheckpointConflict:
+                log.info("projection %s was advanced by another runner; reloading", p.name)
+                await self._reload(p)
+
     async def run(self, stop: asyncio.Event, poll_s: float = 1.0, settle_s: float = 0.1) -> None:
         """Follow the log until `stop` is set; store errors are logged and retried.
 
         After waking for new events it lets `settle_s` pass, so a busy log is projected in
-        batches (fewer transactions) rather than one event at a time.
+        batches (fewer transactions) rather than one event at a time. Projectors that write
+        behind commit at most every `write_behind_s` while only their own documents change
+        (readers are served from their memory); held writes are stored when the log goes
+        quiet and at stop.
         """
         backoff = 0.5
         while not stop.is_set():
@@ -203,6 +251,8 @@ class ProjectionRunner:
                 n = await self.step()
                 if n:
                     await _wait(stop, settle_s)
+                else:
+                    await self.persist_held(only_due=True)  # the log went quiet
                 backoff = 0.5
             except StoreError as exc:
                 log.warning("projections paused: %s; retrying in %.1f s", exc, backoff)
@@ -221,6 +271,10 @@ class ProjectionRunner:
                 for task in done:
                     if not task.cancelled() and task.exception() is not None:
                         log.warning("waiting for appends failed: %s", task.exception())
+        try:
+            await self.persist_held()
+        except StoreError as exc:
+            log.warning("projections: held writes not stored at stop (%s); replayed on start", exc)
 
     async def rebuild(self, names: Iterable[str] | None = None, batch_size: int = 5000) -> int:
         """Clear the named projections (all by default) and replay the log from position 0,
@@ -240,6 +294,7 @@ class ProjectionRunner:
             self._batch_size = live_batch
 
     async def _reload(self, p: Projector) -> None:
+        self._held.discard(p.name)
         self.positions[p.name] = await self._store.checkpoint(p.name)
         self._persisted[p.name] = self.positions[p.name]
         await p.load(self._store)
