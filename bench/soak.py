@@ -328,19 +328,23 @@ class Soak:
 
         Paged through /events?after= with a few tries per page: one long export stream cannot
         resume when a single read fails on a saturated store (seen on the MongoDB stand-in).
+        Pages are plain position ranges, filtered here: a type filter makes the stand-in scan.
         """
         counts: Counter[tuple[str, int]] = Counter()
         url = f"{self.server.api_url}/events"
         sessions = {a.client_id: a.session_id for a in self.agents}
         after = 0
+        started = time.monotonic()
         while True:
-            params = {"type": "HeartbeatReceived", "after": str(after), "limit": "1000"}
-            page = await self._page(http, url, params)
+            page = await self._page(http, url, {"after": str(after), "limit": "1000"})
             for event in page["items"]:
+                if event["type"] != "HeartbeatReceived":
+                    continue
                 client = event["stream"].removeprefix("client-")
                 if sessions.get(client) == event["data"]["session_id"]:
                     counts[client, event["data"]["seq"]] += 1
             if page["next_after"] is None:
+                print(f"read the log back in {time.monotonic() - started:.0f} s", flush=True)
                 return counts
             after = page["next_after"]
 
@@ -358,8 +362,14 @@ class Soak:
                         return page
                     if response.status < 500:
                         response.raise_for_status()
-            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError):
-                pass
+            except (
+                aiohttp.ClientPayloadError,
+                aiohttp.ServerDisconnectedError,
+                TimeoutError,
+            ) as exc:
+                print(f"reading {params}: {type(exc).__name__}, retrying", flush=True)
+            else:
+                print(f"reading {params}: {response.status}, retrying", flush=True)
             await asyncio.sleep(2 * (attempt + 1))  # a saturated store: give it a moment
         raise RuntimeError(f"could not read {url} {params} after 5 tries")
 
@@ -558,11 +568,15 @@ def main() -> int:
         parser.error("--store-outage-s needs --store mongodb")
     work = Path(tempfile.mkdtemp(prefix="obt-soak-"))
     print(f"work directory: {work}", flush=True)
+    code = 1
     try:
-        return asyncio.run(Soak(args, work).run())
+        code = asyncio.run(Soak(args, work).run())
+        return code
     finally:
-        if not args.keep:
+        if code == 0 and not args.keep:
             subprocess.run(["rm", "-rf", str(work)], check=False)
+        else:
+            print(f"work directory kept (server logs in {work / 'logs'})")
 
 
 if __name__ == "__main__":
