@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 
+from obt.api.body import json_body, parse_json_body
 from obt.api.deps import BearerDep, ClientIdPath, OBTDep, bearer, rate_limit
 from obt.api.errors import ApiError
 from obt.api.schemas import (
@@ -126,8 +127,14 @@ async def register(
     response_model=HeartbeatResponse,
     responses=ERRORS,
     summary="Record a heartbeat",
+    openapi_extra=json_body(HeartbeatRequest),
 )
-async def heartbeat(body: HeartbeatRequest, call: AgentCallDep) -> HeartbeatResponse:
+async def heartbeat(request: Request, client_id: ClientIdPath) -> Response:
+    # The hot path skips what costs and adds nothing here: credentials are checked without
+    # the dependency machinery (still before the body is read), pydantic validates the body
+    # straight from its bytes, and the answer is serialised once. Errors are the same.
+    call = await agent_call(request, client_id, request.headers.get("authorization"))
+    body = parse_json_body(HeartbeatRequest, await request.body())
     obt = call.obt
     ack = await obt.commands.heartbeat(
         RecordHeartbeat(
@@ -141,12 +148,13 @@ async def heartbeat(body: HeartbeatRequest, call: AgentCallDep) -> HeartbeatResp
         )
     )
     obt.metrics.heartbeats.inc()
-    return HeartbeatResponse(
+    answer = HeartbeatResponse(
         status=ack.status.value,
         models_wanted=ack.models_wanted,
         next_in_s=obt.settings.heartbeat_interval_s,
         server_time=obt.clock.now(),
     )
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.put(

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from obt import __version__
 from obt.api import agents, audit, reads, system
+from obt.api.body import document_bodies
 from obt.api.errors import install_error_handlers
 from obt.api.middleware import Edge
 from obt.api.ratelimit import RateLimiter
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
     v1.include_router(system.router)
     app.include_router(v1)
     app.include_router(system.root_router)
+    document_bodies(app)
     mount_dashboard(app, settings.dashboard_dir or default_dashboard_dir())
 
     if settings.cors_origin_list:

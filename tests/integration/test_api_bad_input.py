@@ -3,6 +3,7 @@ the answer a client can act on."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
                 )
                 assert r.status_code == 201, r.text
                 secrets.append(r.json()["client_secret"])
+            # Read models follow the log: wait until both clients are in them.
+            deadline = asyncio.get_running_loop().time() + 10
+            while (await client.get("/api/v1/clients/other")).status_code != 200:
+                assert asyncio.get_running_loop().time() < deadline, "projections did not follow"
+                await asyncio.sleep(0.01)
             yield Api(client, secrets[0], session, secrets[1])
 
 
@@ -56,6 +62,11 @@ def heartbeat_body(session: str, seq: int = 1) -> dict[str, Any]:
 # (method, path, body: dict, bytes or a callable of Api, credential kind, status, code)
 CASES: list[tuple[str, str, Any, str, int, str]] = [
     ("POST", "/api/v1/agents/register", b"{not json", "enroll", 422, "validation_error"),
+    # The heartbeat route parses its body itself: the same answers as everywhere else.
+    ("POST", "/api/v1/agents/known/heartbeats", b"{not json", "secret", 422, "validation_error"),
+    ("POST", "/api/v1/agents/known/heartbeats", b"", "secret", 422, "validation_error"),
+    ("POST", "/api/v1/agents/known/heartbeats", b"[1, 2]", "secret", 422, "validation_error"),
+    ("POST", "/api/v1/agents/known/heartbeats", b"{not json", "junk", 401, "not_authenticated"),
     ("POST", "/api/v1/agents/register", b"[1,2]", "enroll", 422, "validation_error"),
     (
         "POST",
