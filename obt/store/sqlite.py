@@ -20,7 +20,7 @@ from obt.errors import StoreUnavailable
 from obt.store.codec import EventCodec, loads_object, to_timestamp
 from obt.store.ports import AppendResult, Doc, NewEvent, ReadOp, RecordedEvent
 from obt.store.rules import EncodedEvent
-from obt.store.sqlite_checkpointer import Checkpointer
+from obt.store.sqlite_checkpointer import WAL_LIMIT_BYTES, Checkpointer
 from obt.store.sqlite_schema import check_file, translate
 from obt.store.sqlite_writer import AppendJob, CommitJob, Job, ResetJob, SQLiteWriter
 
@@ -49,12 +49,16 @@ class SQLiteStore:
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         busy_timeout_s: float = 5.0,
         readers: int = 2,
+        wal_limit_bytes: int = WAL_LIMIT_BYTES,
+        checkpoint_every_s: float = 1.0,
     ) -> None:
         self.path = Path(path)
         self._codec = codec or EventCodec()
         self._synchronous = synchronous
         self._busy_timeout_s = busy_timeout_s
         self._readers = readers
+        self._wal_limit_bytes = wal_limit_bytes
+        self._checkpoint_every_s = checkpoint_every_s
         self._writer: SQLiteWriter | None = None
         self._checkpointer: Checkpointer | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -74,12 +78,18 @@ class SQLiteStore:
             self.path,
             synchronous=self._synchronous,
             busy_timeout_s=self._busy_timeout_s,
+            wal_limit_bytes=self._wal_limit_bytes,
             loop=loop,
             resolve=self._resolve,
         )
         await writer.start()
         self._writer = writer
-        self._checkpointer = Checkpointer(self.path, self._synchronous)
+        self._checkpointer = Checkpointer(
+            self.path,
+            self._synchronous,
+            every_s=self._checkpoint_every_s,
+            wal_limit_bytes=self._wal_limit_bytes,
+        )
         self._checkpointer.start()
         self._pool = ThreadPoolExecutor(self._readers, thread_name_prefix="obt-sqlite-read")
         self._head = await self.head()

@@ -107,12 +107,14 @@ class SQLiteWriter:
         *,
         synchronous: str,
         busy_timeout_s: float,
+        wal_limit_bytes: int,
         loop: asyncio.AbstractEventLoop,
         resolve: Resolve,
     ) -> None:
         self._path = path
         self._synchronous = synchronous
         self._busy_timeout_s = busy_timeout_s
+        self._wal_limit_bytes = wal_limit_bytes
         self._loop = loop
         self._resolve = resolve
         self._queue: queue.SimpleQueue[list[Job] | object] = queue.SimpleQueue()
@@ -181,6 +183,8 @@ class SQLiteWriter:
             # Checkpoints run on their own thread (sqlite_checkpointer): inside a commit they
             # would hold up every append queued behind it.
             connection.execute("PRAGMA wal_autocheckpoint = 0")
+            # When a commit starts the WAL over, a WAL grown past the limit is cut back to it.
+            connection.execute(f"PRAGMA journal_size_limit = {int(self._wal_limit_bytes)}")
             if new:
                 create_schema(connection)
             else:

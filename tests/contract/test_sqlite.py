@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -144,3 +145,37 @@ def test_sqlite_errors_become_store_errors_naming_the_file_and_cause(
     assert type(translated) is error
     assert "/data/obt.sqlite3" in str(translated)
     assert cause in str(translated)
+
+
+async def test_the_wal_stays_bounded_under_appends_that_never_pause(tmp_path: Path) -> None:
+    """A PASSIVE checkpoint never completes while commits keep coming, so SQLite never starts
+    the WAL over: without a RESTART past the limit, these appends grow it to ~60 MB."""
+    limit = 1024 * 1024
+    path = tmp_path / "obt.sqlite3"
+    store = SQLiteStore(path, wal_limit_bytes=limit, checkpoint_every_s=0.01)
+    await store.open()
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    try:
+
+        async def appender(n: int, events: int) -> None:
+            for seq in range(events):
+                event = NewEvent(id=f"{n}-{seq}", type="HeartbeatReceived", data={"seq": seq})
+                await store.append(f"client-{n}", [event], expected_version=seq, recorded_at=T0)
+
+        await asyncio.gather(*(appender(n, 400) for n in range(32)))
+        assert checkpointer.restarts > 0  # the WAL went past the limit and was started over
+        # Once a RESTART has checkpointed what is there, the next commit starts the WAL from
+        # its beginning and trims the file back to the limit.
+        wal = tmp_path / "obt.sqlite3-wal"
+        deadline = asyncio.get_running_loop().time() + 30
+        extra = 0
+        while wal.stat().st_size > limit:
+            assert asyncio.get_running_loop().time() < deadline, "the WAL was never trimmed"
+            await asyncio.sleep(0.01)  # a checkpoint round
+            event = NewEvent(id=f"extra-{extra}", type="HeartbeatReceived", data={"seq": extra})
+            await store.append("client-x", [event], expected_version=extra, recorded_at=T0)
+            extra += 1
+        assert await store.head() == 32 * 400 + extra
+    finally:
+        await store.close()
