@@ -77,10 +77,12 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
+    shortcut = agents.HeartbeatShortcut(v1.prefix)
     app.add_middleware(
         Edge,
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
         body_timeout_s=settings.body_timeout_s,
+        shortcut=shortcut,
     )
     return app

@@ -108,6 +108,18 @@ def _path_exists(request: Request) -> bool:
     return False
 
 
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """The answer the app's exception handlers give for `exc`, for code that runs outside
+    the framework's exception layer (the heartbeat shortcut)."""
+    handlers = request.app.exception_handlers
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(request, exc)
+            return response
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
