@@ -123,6 +123,7 @@ class SQLiteWriter:
         self._connection: sqlite3.Connection | None = None
         self.stats = WriterStats()
         self._versions: dict[str, int] = {}  # stream -> version, valid while data_version holds
+        self._head: tuple[int, float] | None = None  # (position, recorded_at), likewise
         self._data_version: int | None = None
 
     async def start(self) -> None:
@@ -206,15 +207,20 @@ class SQLiteWriter:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 self._check_versions_cache(connection)
-                row = connection.execute(
-                    "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
-                ).fetchone()
-                head, last_at = (0, float("-inf")) if row is None else (row[0], row[1])
+                head, last_at = self._head_now(connection)
                 appends = [job for job in jobs if isinstance(job, AppendJob)]
                 fast = self._append_fast(connection, appends, head, last_at) if appends else None
                 if fast is not None:
                     outcomes, head, last_at = fast
                     jobs = [job for job in jobs if not isinstance(job, AppendJob)]
+                elif appends:
+                    # The database refused a row: drop what the batch wrote, start again on
+                    # the careful path (a savepoint around the fast path costs every batch).
+                    connection.execute("ROLLBACK")
+                    self._versions.clear()
+                    self._head = None
+                    connection.execute("BEGIN IMMEDIATE")
+                    head, last_at = self._head_now(connection)
                 for job in jobs:
                     connection.execute("SAVEPOINT job")
                     result: Any
@@ -239,8 +245,10 @@ class SQLiteWriter:
                         connection.execute("RELEASE job")
                         outcomes.append((job.future, result, None))
                 connection.execute("COMMIT")
+                self._head = (head, last_at)
             except BaseException:
                 self._versions.clear()
+                self._head = None
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
@@ -256,7 +264,17 @@ class SQLiteWriter:
         version = connection.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._versions.clear()
+            self._head = None
             self._data_version = version
+
+    def _head_now(self, connection: sqlite3.Connection) -> tuple[int, float]:
+        """The last position and its time: cached after our own commits, else read."""
+        if self._head is None:
+            row = connection.execute(
+                "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+            ).fetchone()
+            self._head = (0, float("-inf")) if row is None else (row[0], row[1])
+        return self._head
 
     def _stream_version(self, connection: sqlite3.Connection, stream: str) -> int:
         version = self._versions.get(stream)
@@ -272,8 +290,8 @@ class SQLiteWriter:
     ) -> tuple[list[tuple[asyncio.Future[Any], Any, BaseException | None]], int, float] | None:
         """Every append of the batch checked in Python and written with one executemany.
 
-        Returns None (having written nothing) when the database refuses the rows, e.g. an id
-        already stored: the caller then takes the careful path, one SAVEPOINT per append.
+        Returns None when the database refuses the rows, e.g. an id already stored: the caller
+        then rolls back and takes the careful path, one SAVEPOINT per append.
         """
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         rows: list[tuple[Any, ...]] = []
@@ -305,15 +323,11 @@ class SQLiteWriter:
             outcomes.append(
                 (job.future, AppendResult(job.stream, version + count, positions), None)
             )
-        connection.execute("SAVEPOINT fast")
         try:
             connection.executemany(_INSERT_EVENT, rows)
             connection.executemany(_UPSERT_STREAM, versions.items())
         except sqlite3.IntegrityError:
-            connection.execute("ROLLBACK TO fast")
-            connection.execute("RELEASE fast")
-            return None
-        connection.execute("RELEASE fast")
+            return None  # the caller rolls the transaction back
         self._versions.update(versions)
         return outcomes, head, last_at
 
