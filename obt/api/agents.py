@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from obt.api.body import json_body, parse_json_body
@@ -209,6 +210,8 @@ class HeartbeatShortcut:
         request = Request(scope, receive, send)
         try:
             response = await record_heartbeat(request, client_id)
+        except ClientDisconnect:
+            return  # gone before its body arrived: nothing recorded, no one to answer
         except Exception as exc:
             response = await handle_error(request, exc)
         await response(scope, receive, send)

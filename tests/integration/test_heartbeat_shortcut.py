@@ -100,3 +100,44 @@ async def test_shortcut_and_route_give_the_same_answers(client: httpx.AsyncClien
     ]
     metrics = (await client.get("/metrics")).text
     assert 'route="/agents/{client_id}/heartbeats",status="200"} 2.0' in metrics
+
+
+async def test_a_client_gone_before_its_body_is_not_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(data_dir=tmp_path, enrollment_token=ENROLL, admin_token=ADMIN)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://obt") as http:
+            r = await http.post(
+                "/api/v1/agents/register",
+                json={"client_id": "a", "hostname": "a"},
+                headers={"Authorization": f"Bearer {ENROLL}"},
+            )
+            secret = r.json()["client_secret"]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/v1/agents/a/heartbeats",
+            "raw_path": b"/api/v1/agents/a/heartbeats",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"authorization", f"Bearer {secret}".encode()), (b"host", b"obt")],
+            "client": ("127.0.0.1", 1),
+            "server": ("obt", 80),
+        }
+        await app(scope, receive, send)
+    assert sent == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
