@@ -21,7 +21,7 @@ from obt.store.codec import EventCodec, loads_object, to_timestamp
 from obt.store.ports import AppendResult, Doc, NewEvent, ReadOp, RecordedEvent
 from obt.store.rules import EncodedEvent
 from obt.store.sqlite_checkpointer import WAL_LIMIT_BYTES, Checkpointer
-from obt.store.sqlite_schema import check_file, translate
+from obt.store.sqlite_schema import STREAM_VERSION, check_file, translate
 from obt.store.sqlite_writer import AppendJob, CommitJob, Job, ResetJob, SQLiteWriter
 
 T = TypeVar("T")
@@ -229,12 +229,8 @@ class SQLiteStore:
         return int(row[0] or 0)
 
     async def stream_version(self, stream: str) -> int:
-        row = await self._read(
-            lambda c: c.execute(
-                "SELECT version FROM streams WHERE stream = ?", (stream,)
-            ).fetchone()
-        )
-        return 0 if row is None else int(row[0])
+        row = await self._read(lambda c: c.execute(STREAM_VERSION, (stream,)).fetchone())
+        return int(row[0] or 0)
 
     async def position_at(self, when: datetime) -> int:
         # recorded_at never decreases along positions, so the index answers this directly.

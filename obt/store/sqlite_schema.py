@@ -10,7 +10,9 @@ from obt.errors import StoreError, StoreMisconfigured, StoreUnavailable
 
 # 'OBT1' in ASCII: marks the file as OBT's so another application's database is refused.
 APPLICATION_ID = 0x4F425431
-SCHEMA_VERSION = 1
+# 2: no `streams` table (a stream's version is the max over its (stream, version) index entries;
+#    writing a version row per append cost a page per stream in every commit).
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE events (
@@ -27,7 +29,6 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_type ON events (type, position);
 CREATE INDEX events_by_recorded_at ON events (recorded_at);
-CREATE TABLE streams (stream TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE docs (
     collection TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -123,8 +124,21 @@ LATER_INDEXES = ("CREATE INDEX IF NOT EXISTS docs_by_sort ON docs (collection, s
 
 
 def upgrade_schema(connection: sqlite3.Connection) -> None:
+    """Bring an older OBT database to this version; the events themselves never change."""
     for statement in LATER_INDEXES:
         connection.execute(statement)
+    if connection.execute("PRAGMA user_version").fetchone()[0] < 2:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute("DROP TABLE IF EXISTS streams")
+            connection.execute("PRAGMA user_version = 2")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+STREAM_VERSION = "SELECT max(version) FROM events WHERE stream = ?"
 
 
 def translate(path: Path, exc: sqlite3.Error) -> StoreError:

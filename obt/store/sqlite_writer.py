@@ -29,7 +29,13 @@ from obt.store.rules import (
     indexed_fields,
     resend_version,
 )
-from obt.store.sqlite_schema import create_schema, is_new, translate, upgrade_schema
+from obt.store.sqlite_schema import (
+    STREAM_VERSION,
+    create_schema,
+    is_new,
+    translate,
+    upgrade_schema,
+)
 
 Resolve = Callable[[list[tuple["asyncio.Future[Any]", Any, BaseException | None]], int], None]
 
@@ -65,10 +71,6 @@ _STOP = object()
 _INSERT_EVENT = (
     "INSERT INTO events (position, id, stream, version, type, schema_version, data, metadata,"
     " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_UPSERT_STREAM = (
-    "INSERT INTO streams (stream, version) VALUES (?, ?)"
-    " ON CONFLICT (stream) DO UPDATE SET version = excluded.version"
 )
 _UPSERT_DOC = (
     "INSERT OR REPLACE INTO docs (collection, key, doc, client_id, sort) VALUES (?,?,?,?,?)"
@@ -279,10 +281,7 @@ class SQLiteWriter:
     def _stream_version(self, connection: sqlite3.Connection, stream: str) -> int:
         version = self._versions.get(stream)
         if version is None:
-            row = connection.execute(
-                "SELECT version FROM streams WHERE stream = ?", (stream,)
-            ).fetchone()
-            version = 0 if row is None else int(row[0])
+            version = int(connection.execute(STREAM_VERSION, (stream,)).fetchone()[0] or 0)
         return version
 
     def _append_fast(
@@ -325,7 +324,6 @@ class SQLiteWriter:
             )
         try:
             connection.executemany(_INSERT_EVENT, rows)
-            connection.executemany(_UPSERT_STREAM, versions.items())
         except sqlite3.IntegrityError:
             return None  # the caller rolls the transaction back
         self._versions.update(versions)
@@ -335,10 +333,7 @@ class SQLiteWriter:
         self, connection: sqlite3.Connection, job: AppendJob, head: int, last_at: float
     ) -> AppendResult:
         duplicate_ids_in(job.events)
-        row = connection.execute(
-            "SELECT version FROM streams WHERE stream = ?", (job.stream,)
-        ).fetchone()
-        version = 0 if row is None else row[0]
+        version = int(connection.execute(STREAM_VERSION, (job.stream,)).fetchone()[0] or 0)
         try:
             check_expected(job.stream, job.expected_version, version)
             if not job.events:
@@ -355,7 +350,6 @@ class SQLiteWriter:
                 raise DuplicateEventId(job.events[0].id) from None
             raise
         count = len(job.events)
-        connection.execute(_UPSERT_STREAM, (job.stream, version + count))
         return AppendResult(job.stream, version + count, tuple(range(head + 1, head + count + 1)))
 
     @staticmethod

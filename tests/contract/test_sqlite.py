@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from obt.errors import StoreMisconfigured, StoreUnavailable
+from obt.errors import StoreMisconfigured, StoreUnavailable, WrongExpectedVersion
 from obt.store.ports import NewEvent
 from obt.store.sqlite import SQLiteStore
 from obt.store.sqlite_schema import translate
@@ -62,11 +62,40 @@ async def test_a_new_file_is_created_in_wal_mode_with_the_obt_schema(tmp_path: P
     connection = sqlite3.connect(path)
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
         tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
-        assert {"events", "streams", "docs", "checkpoints"} <= tables
+        assert {"events", "docs", "checkpoints"} <= tables
+        assert "streams" not in tables
     finally:
         connection.close()
+
+
+async def test_a_version_1_file_is_upgraded_and_its_streams_continue(tmp_path: Path) -> None:
+    """Schema 1 kept each stream's version in a `streams` table as well; schema 2 reads it
+    from the events. An upgraded file drops the table and keeps every event."""
+    path = tmp_path / "obt.sqlite3"
+    await make_obt_file(path)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute(
+            "CREATE TABLE streams (stream TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        connection.execute("INSERT INTO streams VALUES ('client-a', 1)")
+        connection.execute("PRAGMA user_version = 1")
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await store.stream_version("client-a") == 1
+        assert await store.stream_version("client-b") == 0
+        await store.append("client-a", [heartbeat(2)], expected_version=1, recorded_at=T0)
+        with pytest.raises(WrongExpectedVersion):
+            await store.append("client-a", [heartbeat(3)], expected_version=1, recorded_at=T0)
+        assert [e.version for e in await store.read_stream("client-a")] == [1, 2]
+    finally:
+        await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+        names = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+        assert "streams" not in names
 
 
 async def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
