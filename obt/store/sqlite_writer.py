@@ -333,7 +333,7 @@ class SQLiteWriter:
         self, connection: sqlite3.Connection, job: AppendJob, head: int, last_at: float
     ) -> AppendResult:
         duplicate_ids_in(job.events)
-        version = int(connection.execute(STREAM_VERSION, (job.stream,)).fetchone()[0] or 0)
+        version = self._stream_version(connection, job.stream)  # the cache was dropped: read
         try:
             check_expected(job.stream, job.expected_version, version)
             if not job.events:

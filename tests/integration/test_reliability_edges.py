@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.simulated_agent import SimulatedAgent, all_events, client_status
-from tests.support.processes import CLEAN_EXITS, ServerProcess, wait_until
+from tests.support.processes import ServerProcess, wait_until
 
 BODY_TIMEOUT_S = 1.5
 
@@ -24,12 +24,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = ServerProcess(
         tmp_path_factory.mktemp("edges") / "data", env={"OBT_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}
     )
-    server.start()
-    try:
+    with server.serving():
         yield server
-    finally:
-        code = server.stop()
-        assert code in CLEAN_EXITS, server.output()
 
 
 def raw_request(server: ServerProcess, head: bytes, body: bytes, timeout: float = 15) -> bytes:

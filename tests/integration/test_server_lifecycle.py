@@ -24,7 +24,6 @@ from tests.integration.simulated_agent import (
     projections_at_head,
 )
 from tests.support.processes import (
-    CLEAN_EXITS,
     Launcher,
     ServerProcess,
     random_token,
@@ -74,12 +73,8 @@ def shared_server(
 ) -> Iterator[ServerProcess]:
     """One server for the tests that neither restart it nor wait for timeouts."""
     server = make_server(store_kind, request, tmp_path_factory.mktemp("shared") / "data")
-    server.start()
-    try:
+    with server.serving():
         yield server
-    finally:
-        code = server.stop()
-        assert code in CLEAN_EXITS, server.output()
 
 
 def wait_for_status(http: httpx.Client, client_id: str, status: str, timeout: float = 10) -> None:

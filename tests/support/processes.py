@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -319,10 +319,23 @@ class ServerProcess(ManagedProcess):
                 raise AssertionError(f"{self.name}: {url} did not answer 200\n{self.output()}")
             time.sleep(0.05)
 
-    def restart(self, timeout: float = START_TIMEOUT_S) -> Self:
-        """SIGTERM, wait, start again on the same port and data dir; returns self."""
+    def stop_cleanly(self) -> None:
+        """SIGTERM and wait; the server must exit as from a clean shutdown."""
         code = self.stop()
         assert code in CLEAN_EXITS, f"the server exited with {code} on SIGTERM\n{self.output()}"
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[Self]:
+        """Started for the block, then stopped; the stop must be clean."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop_cleanly()
+
+    def restart(self, timeout: float = START_TIMEOUT_S) -> Self:
+        """SIGTERM, wait, start again on the same port and data dir; returns self."""
+        self.stop_cleanly()
         return self.start(timeout)
 
     def run_cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
