@@ -4,7 +4,9 @@ OBTError
 ├── StoreError                   the event log or read models could not be used
 │   ├── StoreUnavailable         unreachable, locked, read-only, disk full: retry later
 │   ├── StoreMisconfigured       the server cannot work with this store (e.g. no transactions)
-│   └── CorruptEvent             a stored event cannot be decoded or upcast
+│   ├── CorruptEvent             a stored event cannot be decoded or upcast
+│   ├── EventRemovalRefused      compaction asked to remove a head or a stream's last event
+│   └── ArchiveError             an archive segment is missing, altered or out of order
 ├── ConcurrencyError             an optimistic check failed
 │   ├── WrongExpectedVersion     a stream moved on since it was read
 │   ├── DuplicateEventId         an event id was reused with another payload
@@ -12,10 +14,15 @@ OBTError
 ├── DomainError                  a command is not allowed in the aggregate's state
 │   ├── UnknownClient
 │   ├── ClientIsDecommissioned
-│   └── InvalidCommand
+│   ├── InvalidCommand
+│   ├── UnknownAlertRule
+│   └── InvalidAlertRule         a rule (or maintenance window) that cannot be accepted
 ├── AuthError
 │   ├── NotAuthenticated         no or unknown credentials
 │   └── Forbidden                valid credentials, not for this resource
+├── AgentUnreachable             a message for an agent cannot be sent over its channel
+│   ├── AgentNotConnected        no channel to that agent is open on this server
+│   └── AgentBusy                its channel's send queue is full (the agent reads too slowly)
 └── SettingsError                a setting is missing or invalid
 """
 
@@ -45,6 +52,14 @@ class CorruptEvent(StoreError):
         super().__init__(f"stored event at position {position} cannot be read: {reason}")
         self.position = position
         self.reason = reason
+
+
+class EventRemovalRefused(StoreError):
+    """Removing these events would move the head or a stream's version back: refused."""
+
+
+class ArchiveError(StoreError):
+    """The archive cannot be read or written as its manifest says."""
 
 
 class ConcurrencyError(OBTError):
@@ -100,6 +115,20 @@ class InvalidCommand(DomainError):
         self.code = code
 
 
+class UnknownAlertRule(DomainError):
+    def __init__(self, rule_id: str) -> None:
+        super().__init__(f"no alert rule {rule_id!r}")
+        self.rule_id = rule_id
+
+
+class InvalidAlertRule(DomainError):
+    """Refused by the alert rules' validation; `code` is stable, the message says what to fix."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class AuthError(OBTError):
     pass
 
@@ -110,6 +139,22 @@ class NotAuthenticated(AuthError):
 
 class Forbidden(AuthError):
     pass
+
+
+class AgentUnreachable(OBTError):
+    def __init__(self, client_id: str, message: str) -> None:
+        super().__init__(message)
+        self.client_id = client_id
+
+
+class AgentNotConnected(AgentUnreachable):
+    def __init__(self, client_id: str) -> None:
+        super().__init__(client_id, f"no channel to client {client_id!r} is open on this server")
+
+
+class AgentBusy(AgentUnreachable):
+    def __init__(self, client_id: str) -> None:
+        super().__init__(client_id, f"the channel to client {client_id!r} has a full send queue")
 
 
 class SettingsError(OBTError):

@@ -31,8 +31,7 @@ class ServerLifecycle:
             # The last run ended without a ServerStopped: it died. Nothing watched from its
             # last recorded event on.
             previous = "unclean"
-            head = await self._log.head()
-            tail = await self._log.read_all(after=max(head - 1, 0), limit=1)
+            tail = await self._log.read_all(limit=1, descending=True)
             unknown_since = tail[0].recorded_at if tail else None
         event = ServerStarted(
             server_id=self.server_id,
@@ -56,8 +55,7 @@ class ServerLifecycle:
         Recorded as a stop and a start in one append, so read models show the gap as
         *unknown* and the start's grace window spares clients whose heartbeats were refused.
         """
-        head = await self._log.head()
-        tail = await self._log.read_all(after=max(head - 1, 0), limit=1)
+        tail = await self._log.read_all(limit=1, descending=True)  # the newest event
         # Never before an event already recorded: intervals only move forward.
         stopped_at = max(down_since, tail[0].recorded_at) if tail else down_since
         stopped = ServerStopped(
@@ -82,10 +80,11 @@ class ServerLifecycle:
         self.started_at = now
 
     async def _last_system_event(self) -> RecordedEvent | None:
-        version = await self._log.stream_version(SYSTEM_STREAM)
-        if version == 0:
-            return None
-        events = await self._log.read_stream(SYSTEM_STREAM, after_version=version - 1, limit=1)
+        """The last start or stop; other system events (LogCompacted) say nothing of runs."""
+        events = await self._log.read_all(
+            stream=SYSTEM_STREAM, types=(ServerStarted.type_name(), ServerStopped.type_name()),
+            limit=1, descending=True,
+        )  # fmt: skip
         return events[0] if events else None
 
     async def _append(self, event: ServerStarted | ServerStopped, now: datetime) -> None:

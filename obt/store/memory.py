@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from obt.errors import CheckpointConflict
+from obt.errors import CheckpointConflict, EventRemovalRefused
 from obt.store.codec import EventCodec, dumps, loads_object, to_timestamp
 from obt.store.ports import AppendResult, Delete, Doc, NewEvent, ReadOp, RecordedEvent
 from obt.store.rules import (
@@ -39,6 +39,7 @@ class _Row:
     data: str
     metadata: str
     recorded_at: float
+    removed: bool = False  # compacted away: its position stays taken, never reused
 
 
 @dataclass(slots=True)
@@ -55,9 +56,9 @@ class MemoryStore:
 
     def __init__(self, codec: EventCodec | None = None) -> None:
         self._codec = codec or EventCodec()
-        self._rows: list[_Row] = []  # index = position - 1
+        self._rows: list[_Row] = []  # index = position - 1; removed rows stay, marked
         self._by_id: dict[str, _Row] = {}
-        self._streams: dict[str, list[_Row]] = {}
+        self._streams: dict[str, list[_Row]] = {}  # live rows only, in version order
         self._docs: dict[str, dict[str, _DocRow]] = {}
         self._checkpoints: dict[str, int] = {}
         self._appended = asyncio.Condition()
@@ -95,19 +96,20 @@ class MemoryStore:
         if version is not None:
             return AppendResult(stream, version, ())
         rows = self._streams.get(stream, [])
-        check_expected(stream, expected_version, len(rows))
+        current = rows[-1].version if rows else 0
+        check_expected(stream, expected_version, current)
         if not encoded:
-            return AppendResult(stream, len(rows), ())
+            return AppendResult(stream, current, ())
         # Positions and recorded_at move forward together, so position_at is a simple search.
         when = max(to_timestamp(recorded_at), self._last_recorded_at)
         self._last_recorded_at = when
         positions = []
-        for event in encoded:
+        for i, event in enumerate(encoded, start=1):
             row = _Row(
                 len(self._rows) + 1,
                 event.id,
                 stream,
-                len(rows) + 1,
+                current + i,
                 event.type,
                 event.schema_version,
                 event.data,
@@ -121,12 +123,13 @@ class MemoryStore:
         self._streams[stream] = rows
         async with self._appended:
             self._appended.notify_all()
-        return AppendResult(stream, len(rows), tuple(positions))
+        return AppendResult(stream, current + len(encoded), tuple(positions))
 
     async def read_stream(
         self, stream: str, *, after_version: int = 0, limit: int | None = None
     ) -> list[RecordedEvent]:
-        rows = self._streams.get(stream, [])[max(after_version, 0) :]
+        rows = self._streams.get(stream, [])
+        rows = rows[bisect.bisect_right(rows, after_version, key=lambda row: row.version) :]
         if limit is not None:
             rows = rows[: max(limit, 0)]
         return [self._decode(row) for row in rows]
@@ -155,6 +158,8 @@ class MemoryStore:
             if len(found) >= limit:
                 break
             row = self._rows[index]
+            if row.removed:
+                continue
             if wanted is not None and row.type not in wanted:
                 continue
             if stream is not None and row.stream != stream:
@@ -170,11 +175,41 @@ class MemoryStore:
         return len(self._rows)
 
     async def stream_version(self, stream: str) -> int:
-        return len(self._streams.get(stream, ()))
+        rows = self._streams.get(stream)
+        return rows[-1].version if rows else 0
 
     async def position_at(self, when: datetime) -> int:
         moment = to_timestamp(when)
-        return bisect.bisect_right(self._rows, moment, key=lambda row: row.recorded_at)
+        index = bisect.bisect_right(self._rows, moment, key=lambda row: row.recorded_at)
+        while index > 0 and self._rows[index - 1].removed:
+            index -= 1
+        return index
+
+    async def remove_events(self, positions: Collection[int]) -> int:
+        rows = [
+            row
+            for p in set(positions)
+            if 0 < p <= len(self._rows) and not (row := self._rows[p - 1]).removed
+        ]
+        for row in rows:
+            if row.position == len(self._rows) or self._streams[row.stream][-1] is row:
+                raise EventRemovalRefused(
+                    f"position {row.position} is the head or the last event of {row.stream}"
+                )
+        gone = {id(row) for row in rows}
+        for stream in {row.stream for row in rows}:
+            self._streams[stream] = [r for r in self._streams[stream] if id(r) not in gone]
+        for row in rows:
+            row.removed = True
+            del self._by_id[row.id]
+        return len(rows)
+
+    async def log_bytes(self) -> int:
+        return sum(
+            len(r.data) + len(r.metadata) + len(r.id) + len(r.stream) + len(r.type) + 24
+            for r in self._rows
+            if not r.removed
+        )
 
     async def wait_for_append(self, after: int, timeout: float) -> int:  # noqa: ASYNC109
         with contextlib.suppress(TimeoutError):

@@ -19,7 +19,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 
-from obt.errors import CheckpointConflict, StoreMisconfigured, StoreUnavailable
+from obt.errors import (
+    CheckpointConflict,
+    EventRemovalRefused,
+    StoreMisconfigured,
+    StoreUnavailable,
+)
 from obt.store.codec import EventCodec, to_timestamp
 from obt.store.mongodb_writer import AppendJob, append_batch
 from obt.store.ports import (
@@ -350,6 +355,50 @@ class MongoStore:
             if self._head <= after:
                 self._head = max(self._head, await self.head())
         return self._head
+
+    async def remove_events(self, positions: Collection[int]) -> int:
+        db = self._db
+        wanted = sorted(set(positions))
+
+        async def transaction(session: AsyncClientSession) -> int:
+            found = await db.events.find(
+                {"position": {"$in": wanted}}, {"position": 1, "stream": 1, "version": 1},
+                session=session,
+            ).to_list()  # fmt: skip
+            counter = await db.counters.find_one({"_id": "events"}, session=session)
+            head = 0 if counter is None else int(counter["seq"])
+            streams = {d["stream"] for d in found}
+            lasts = {
+                d["_id"]: d["version"]
+                async for d in db.streams.find({"_id": {"$in": list(streams)}}, session=session)
+            }
+            for d in found:
+                if d["position"] == head or d["version"] == lasts.get(d["stream"]):
+                    raise EventRemovalRefused(
+                        f"position {d['position']} is the head or the last event of {d['stream']}"
+                    )
+            if found:
+                await db.events.delete_many(
+                    {"position": {"$in": [d["position"] for d in found]}}, session=session
+                )
+            return len(found)
+
+        try:
+            with operation_timeout(TRANSACTION_TIMEOUT_S):
+                async with db.client.start_session() as session:
+                    removed: int = await session.with_transaction(transaction)
+        except PyMongoError as exc:
+            raise self._unavailable(exc) from None
+        return removed
+
+    async def log_bytes(self) -> int:
+        try:
+            stats = await self._db.command("collStats", "events")
+        except PyMongoError as exc:
+            raise self._unavailable(exc) from None
+        return int(stats.get("storageSize", stats.get("size", 0))) + int(
+            stats.get("totalIndexSize", 0)
+        )
 
     async def _find_one(self, collection: str, query: Doc, **options: Any) -> Doc | None:
         try:

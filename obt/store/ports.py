@@ -190,3 +190,20 @@ class Store(EventLog, ReadStore, Protocol):
     async def ping(self) -> float:
         """Round-trip latency in milliseconds; raises StoreUnavailable."""
         ...
+
+
+class CompactableStore(Store, Protocol):
+    """A store whose log compaction may thin out (see obt/compaction.py and docs/store.md)."""
+
+    async def remove_events(self, positions: Collection[int]) -> int:
+        """Delete the events at `positions` in one transaction; return how many were there.
+
+        Positions already gone are skipped, so a compaction interrupted half-way can be finished.
+        Positions are never reused afterwards. Removing the head or the last event of a stream
+        raises EventRemovalRefused and removes nothing: heads and stream versions never move back.
+        """
+        ...
+
+    async def log_bytes(self) -> int:
+        """What the live log takes in the store (events with their indexes), in bytes."""
+        ...

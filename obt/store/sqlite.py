@@ -22,7 +22,14 @@ from obt.store.ports import AppendResult, Doc, NewEvent, ReadOp, RecordedEvent
 from obt.store.rules import EncodedEvent
 from obt.store.sqlite_checkpointer import WAL_LIMIT_BYTES, Checkpointer
 from obt.store.sqlite_schema import STREAM_VERSION, check_file, translate
-from obt.store.sqlite_writer import AppendJob, CommitJob, Job, ResetJob, SQLiteWriter
+from obt.store.sqlite_writer import (
+    AppendJob,
+    CommitJob,
+    Job,
+    RemoveJob,
+    ResetJob,
+    SQLiteWriter,
+)
 
 T = TypeVar("T")
 _EVENT_COLUMNS = "position, id, stream, version, type, schema_version, data, metadata, recorded_at"
@@ -152,6 +159,21 @@ class SQLiteStore:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._submit(ResetJob(future, projection, list(collections)))
         await future
+
+    async def remove_events(self, positions: Collection[int]) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._submit(RemoveJob(future, sorted(set(positions))))
+        return await future
+
+    async def log_bytes(self) -> int:
+        # dbstat walks the pages of the events table and its indexes (no full read of rows).
+        row = await self._read(
+            lambda c: c.execute(
+                "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE aggregate = TRUE AND name IN"
+                " (SELECT name FROM sqlite_master WHERE tbl_name = 'events')"
+            ).fetchone()
+        )
+        return int(row[0])
 
     def _submit(self, job: Job) -> None:
         if self._writer is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from obt.errors import CheckpointConflict, DuplicateEventId
+from obt.errors import CheckpointConflict, DuplicateEventId, EventRemovalRefused
 from obt.store.codec import dumps, loads_object
 from obt.store.ports import AppendResult, Delete, Put, ReadOp
 from obt.store.rules import (
@@ -65,7 +65,15 @@ class ResetJob:
     collections: list[str] = field(default_factory=list)
 
 
-Job = AppendJob | CommitJob | ResetJob
+@dataclass(slots=True)
+class RemoveJob:
+    """Compaction: delete events by position (never the head, never a stream's last)."""
+
+    future: asyncio.Future[Any]
+    positions: list[int]
+
+
+Job = AppendJob | CommitJob | ResetJob | RemoveJob
 _STOP = object()
 
 _INSERT_EVENT = (
@@ -75,6 +83,7 @@ _INSERT_EVENT = (
 _UPSERT_DOC = (
     "INSERT OR REPLACE INTO docs (collection, key, doc, client_id, sort) VALUES (?,?,?,?,?)"
 )
+_REMOVE_CHUNK = 500  # SQLite allows 999 bound parameters in older builds
 _UPSERT_CHECKPOINT = "INSERT OR REPLACE INTO checkpoints (projection, position) VALUES (?, ?)"
 
 
@@ -235,6 +244,8 @@ class SQLiteWriter:
                                 last_at = max(last_at, job.recorded_at)
                         elif isinstance(job, CommitJob):
                             result = self._commit(connection, job)
+                        elif isinstance(job, RemoveJob):
+                            result = self._remove(connection, job, head)
                         else:
                             result = self._reset(connection, job)
                     except sqlite3.OperationalError:
@@ -395,6 +406,33 @@ class SQLiteWriter:
         if puts:
             connection.executemany(_UPSERT_DOC, puts)
         connection.execute(_UPSERT_CHECKPOINT, (job.projection, job.new_checkpoint))
+
+    @staticmethod
+    def _remove(connection: sqlite3.Connection, job: RemoveJob, head: int) -> int:
+        removed = 0
+        lasts: dict[str, int] = {}
+        for start in range(0, len(job.positions), _REMOVE_CHUNK):
+            chunk = job.positions[start : start + _REMOVE_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = connection.execute(
+                f"SELECT position, stream, version FROM events WHERE position IN ({marks})",  # noqa: S608
+                chunk,
+            ).fetchall()
+            for position, stream, version in rows:
+                # Positions and stream versions must never move back: the rowid of the head
+                # would be handed out again, and a stream's version is its highest row.
+                last = lasts.get(stream)
+                if last is None:
+                    last = lasts[stream] = connection.execute(STREAM_VERSION, (stream,)).fetchone()[
+                        0
+                    ]
+                if position == head or version == last:
+                    raise EventRemovalRefused(
+                        f"position {position} is the head or the last event of {stream}"
+                    )
+            connection.execute(f"DELETE FROM events WHERE position IN ({marks})", chunk)  # noqa: S608
+            removed += len(rows)
+        return removed
 
     @staticmethod
     def _reset(connection: sqlite3.Connection, job: ResetJob) -> None:
