@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 
 from agent.backoff import Backoff
+from agent.channel import Channel, FrameHandler, channel_url
 from agent.clock import Clock, SystemClock
 from agent.detect import Detection, detect
 from agent.detect.system import this_host
@@ -26,9 +27,11 @@ from agent.errors import AgentError, SettingsError
 from agent.logs import configure_logging, get_logger, log_event
 from agent.loop import AgentLoop, Identity
 from agent.ollama import OllamaClient
+from agent.operations import OperationRunner
 from agent.server import ObtClient
 from agent.settings import AgentSettings, load_settings, parse_labels
 from agent.state import StateDir
+from agent.transport import AgentTransport, ChannelOpener
 from agent.version import agent_version
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_SETTINGS = 0, 1, 2
@@ -41,6 +44,8 @@ environment (also read from a .env file):
   OBT_AGENT_STATE_DIR   where the client id and the issued secret are kept
   OBT_AGENT_LABELS      labels as k=v,k=v
   OLLAMA_HOST           where Ollama listens, by Ollama's own rules (default 127.0.0.1:11434)
+  OBT_AGENT_TRANSPORT   auto (the WebSocket channel, HTTP when it fails; default) or http
+  OBT_AGENT_READ_ONLY   true refuses every pull/delete the server sends (default false)
 Command-line options win over the environment.
 """
 
@@ -201,6 +206,16 @@ async def run(
             ollama = OllamaClient(settings.ollama.base_url, session, timeout_s=ollama_timeout_s)
             detection = await detect(settings.ollama, ollama, system, view)
             _log_detection(log, detection)
+            clock = clock or SystemClock()
+            rng = random.Random()
+            transport = AgentTransport(
+                ObtClient(settings.server_url, session),
+                channel_opener(session, settings.server_url)
+                if settings.transport == "auto"
+                else None,
+                clock,
+                Backoff(rng),
+            )
             loop = AgentLoop(
                 identity=Identity(
                     client_id=client_id,
@@ -219,16 +234,44 @@ async def run(
                 ),
                 enrollment_token=settings.enrollment_token,
                 ollama=ollama,
-                server=ObtClient(settings.server_url, session),
+                server=transport,
                 store=state,
-                clock=clock or SystemClock(),
-                backoff=Backoff(random.Random()),
+                clock=clock,
+                backoff=Backoff(rng),
             )
-            await loop.run(stop)
+            operations = OperationRunner(
+                ollama=ollama,
+                send=transport.send_operation_frame,
+                report_models=loop.report_models,
+                read_only=settings.read_only,
+            )
+            transport.on_command = operations.handle
+            log_event(
+                log,
+                logging.INFO,
+                "agent_mode",
+                transport=settings.transport,
+                read_only=settings.read_only,
+            )
+            try:
+                await loop.run(stop)
+            finally:
+                await operations.close()
+                await transport.close()
     finally:
         remove_handlers()
     log_event(log, logging.INFO, "stopped")
     return EXIT_OK
+
+
+def channel_opener(session: aiohttp.ClientSession, server_url: str) -> ChannelOpener:
+    async def open_channel(
+        client_id: str, secret: str, session_id: str, on_frame: FrameHandler
+    ) -> Channel:
+        url = channel_url(server_url, client_id)
+        return await Channel.open(session, url, secret, session_id, on_frame)
+
+    return open_channel
 
 
 def _log_detection(log: logging.Logger, detection: Detection) -> None:

@@ -255,20 +255,33 @@ class AgentLoop:
             self.interval_s = min(reply.next_in_s, MAX_INTERVAL_S)
         # Without Ollama the model set is unknown, and reporting it empty would read as removal.
         if snapshot.reachable and (reply.models_wanted or digest != self.reported_digest):
-            await self.server.put_models(
-                self.identity.client_id,
-                self._secret(),
-                [m.model_dump(mode="json") for m in snapshot.installed],
-                [m.model_dump(mode="json") for m in snapshot.loaded],
-            )
-            self.reported_digest = digest
-            self._log(
-                logging.INFO,
-                "models_reported",
-                installed=len(snapshot.installed),
-                loaded=len(snapshot.loaded),
-                digest=digest[:12],
-            )
+            await self._report(snapshot)
+
+    async def report_models(self) -> bool:
+        """Send a fresh model report now (after a pull or delete changed the set); False when
+        Ollama does not answer or the agent is not registered (the next beat catches up)."""
+        snapshot = await self.ollama.snapshot()
+        if not snapshot.reachable or self.secret is None:
+            return False
+        self.known_digest = snapshot.models_digest
+        await self._report(snapshot)
+        return True
+
+    async def _report(self, snapshot: OllamaSnapshot) -> None:
+        await self.server.put_models(
+            self.identity.client_id,
+            self._secret(),
+            [m.model_dump(mode="json") for m in snapshot.installed],
+            [m.model_dump(mode="json") for m in snapshot.loaded],
+        )
+        self.reported_digest = snapshot.models_digest
+        self._log(
+            logging.INFO,
+            "models_reported",
+            installed=len(snapshot.installed),
+            loaded=len(snapshot.loaded),
+            digest=snapshot.models_digest[:12],
+        )
 
     def _note_ollama(self, snapshot: OllamaSnapshot) -> None:
         if snapshot.reachable == self.ollama_ok:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,9 +16,12 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from agent.digest import models_digest
-from agent.errors import OllamaUnavailable
+from agent.errors import OllamaRefused, OllamaUnavailable
 
 OLLAMA_TIMEOUT_S = 5.0
+# A pull streams for as long as the download takes; only a stream silent this long is dead
+# (Ollama verifies a large blob's digest without a word for a while).
+PULL_SILENCE_S = 600.0
 T = TypeVar("T")
 
 
@@ -92,6 +95,16 @@ class OllamaSnapshot:
         )
 
 
+@dataclass(frozen=True)
+class PullProgress:
+    """One line of /api/pull's NDJSON stream."""
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+
 class OllamaClient:
     def __init__(
         self,
@@ -142,6 +155,58 @@ class OllamaClient:
             loaded=tuple(loaded),
         )
 
+    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+        """Stream `POST /api/pull`'s progress. An `{"error": ...}` line (Ollama answers 200 and
+        reports failures in the stream) or a stream that ends before "success" raises
+        OllamaRefused; no answer raises OllamaUnavailable. Closing the iterator (a cancelled
+        task) closes the request, which makes Ollama stop the download (it keeps what it
+        has and resumes from there next time)."""
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout_s, sock_read=PULL_SILENCE_S
+        )
+        succeeded = False
+        try:
+            async with self._session.post(
+                self.base_url + "/api/pull", json={"model": model, "stream": True}, timeout=timeout
+            ) as response:
+                if response.status >= 400:
+                    raise OllamaRefused(_error_text(await response.read()))
+                async for raw in response.content:
+                    progress = _progress_line(raw)
+                    if progress is None:
+                        continue
+                    succeeded = progress.status == "success"
+                    yield progress
+        except TimeoutError:
+            raise OllamaUnavailable(
+                f"the pull stream was silent for {PULL_SILENCE_S:g} s"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise OllamaUnavailable(f"cannot connect to {self.base_url}: {exc.os_error}") from None
+        except aiohttp.ClientError as exc:
+            raise OllamaUnavailable(f"the pull broke off: {type(exc).__name__}: {exc}") from None
+        if not succeeded:
+            raise OllamaRefused("the pull stream ended before success")
+
+    async def delete(self, model: str) -> None:
+        """`DELETE /api/delete`; a 404 (no such model) and any other error raise OllamaRefused."""
+        url = self.base_url + "/api/delete"
+        try:
+            async with self._session.delete(
+                url, json={"model": model}, timeout=self._timeout
+            ) as response:
+                body = await response.read()
+                if response.status >= 400:
+                    raise OllamaRefused(_error_text(body))
+        except TimeoutError:
+            raise OllamaUnavailable(
+                f"no answer from /api/delete within {self._timeout_s:g} s"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise OllamaUnavailable(f"cannot connect to {self.base_url}: {exc.os_error}") from None
+        except aiohttp.ClientError as exc:
+            raise OllamaUnavailable(f"/api/delete failed: {type(exc).__name__}: {exc}") from None
+
     async def _request(self, method: str, path: str) -> bytes:
         url = self.base_url + path
         try:
@@ -170,6 +235,27 @@ class OllamaClient:
             raise OllamaUnavailable(
                 f"unexpected answer from {path}: {where}: {first['msg']}"
             ) from None
+
+
+def _progress_line(raw: bytes) -> PullProgress | None:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None  # a blank or broken line says nothing; the stream's end decides
+    if not isinstance(doc, dict):
+        return None
+    if "error" in doc:
+        raise OllamaRefused(str(doc["error"])[:500])
+    return PullProgress(
+        status=str(doc.get("status", "")),
+        digest=doc.get("digest") if isinstance(doc.get("digest"), str) else None,
+        total=_count(doc.get("total")),
+        completed=_count(doc.get("completed")),
+    )
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _error_text(body: bytes) -> str:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -124,16 +124,9 @@ class ObtClient:
         except aiohttp.ClientError as exc:
             raise ServerUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         doc = _json_or_none(raw)
-        if status < 400:
-            return status, doc
-        code, detail = _error_fields(doc, raw, status)
-        if status in (401, 403):
-            raise AuthRejected(status, code, detail)
-        if status == 404:
-            raise ClientUnknown(status, code, detail)
-        if status == 429 or status >= 500:
-            raise ServerBusy(status, code, detail, self._retry_after_s(retry_after))
-        raise ServerRejected(status, code, detail)
+        if status >= 400:
+            raise_for_answer(status, doc, raw, self._retry_after_s(retry_after))
+        return status, doc
 
     def _retry_after_s(self, value: str | None) -> float | None:
         if not value:
@@ -149,6 +142,25 @@ class ObtClient:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         return max(0.0, (when - self._wall_clock()).total_seconds())
+
+
+def raise_for_answer(
+    status: int, doc: Any, raw: bytes = b"", retry_after_s: float | None = None
+) -> NoReturn:
+    """Turn an error answer into the agent's error for it: one mapping for HTTP answers and
+    channel acks, so both transports are handled exactly alike."""
+    code, detail = _error_fields(doc, raw, status)
+    if status in (401, 403):
+        raise AuthRejected(status, code, detail)
+    if status == 404:
+        raise ClientUnknown(status, code, detail)
+    if status == 429 or status >= 500:
+        raise ServerBusy(status, code, detail, retry_after_s)
+    raise ServerRejected(status, code, detail)
+
+
+def parse_heartbeat_reply(status: int, doc: Any) -> HeartbeatReply:
+    return _parse(HeartbeatReply, status, doc)
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,6 +28,8 @@ _FIXES = {
     "OBT_AGENT_STATE_DIR": "point it at a directory the agent may create and write",
     "OBT_AGENT_LABELS": "write key=value pairs separated by commas, e.g. room=lab,gpu=a4000",
     "OLLAMA_HOST": "use host[:port] or http(s)://host[:port], e.g. 127.0.0.1:11434",
+    "OBT_AGENT_READ_ONLY": "use true or false",
+    "OBT_AGENT_TRANSPORT": "use auto (the channel, HTTP when it fails) or http",
 }
 _FIELD_VARIABLES = {
     "server_url": "OBT_SERVER_URL",
@@ -36,6 +38,8 @@ _FIELD_VARIABLES = {
     "state_dir": "OBT_AGENT_STATE_DIR",
     "labels": "OBT_AGENT_LABELS",
     "ollama_host": "OLLAMA_HOST",
+    "read_only": "OBT_AGENT_READ_ONLY",
+    "transport": "OBT_AGENT_TRANSPORT",
 }
 
 
@@ -78,6 +82,12 @@ class AgentSettings(BaseSettings):
         default_factory=dict, validation_alias=AliasChoices("OBT_AGENT_LABELS")
     )
     ollama_host: str | None = Field(default=None, validation_alias=AliasChoices("OLLAMA_HOST"))
+    # Refuse every fleet operation (pull, delete) the server sends.
+    read_only: bool = Field(default=False, validation_alias=AliasChoices("OBT_AGENT_READ_ONLY"))
+    # auto: the WebSocket channel, with HTTP as the fallback; http: never try the channel.
+    transport: Literal["auto", "http"] = Field(
+        default="auto", validation_alias=AliasChoices("OBT_AGENT_TRANSPORT")
+    )
 
     @field_validator("server_url")
     @classmethod

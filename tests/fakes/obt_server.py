@@ -2,11 +2,18 @@
 
 It keeps only what the agent's behaviour depends on: credentials, heartbeats, model reports
 and the models_wanted rule. Failures are injected with `fail_next` or `down`.
+
+It also serves the agent channel (a real WebSocket, as the contract has it): hello/welcome,
+acks for heartbeat and models frames (with `fail_next` applied to frames too), one channel
+per client (a newer one closes the older with 4000 "replaced"). `refuse_upgrade` answers the
+upgrade with a plain HTTP status, as a proxy without WebSockets does; `cut_next_frames` closes
+the channel instead of acking, as a connection cut mid-stream does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +40,13 @@ class FakeObtServer:
         default_factory=list
     )
     down: bool = False
+    refuse_upgrade: int | None = None
+    cut_next_frames: int = 0
+    hellos: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    channels: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    channels_opened: int = 0
+    upgrades_refused: int = 0
     base_url: str = ""
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition | None = None
@@ -54,14 +68,17 @@ class FakeObtServer:
                     request.transport.close()
                 raise web.HTTPServiceUnavailable
             self.auth_seen.append(request.headers.get("Authorization", ""))
-            if self.fail_next:
+            if self.fail_next and not request.path.endswith("/channel"):
                 status, headers, *code = self.fail_next.pop(0)
                 return _error(status, code[0] if code else "injected", "injected failure", headers)
             return await handler(request)
         finally:
-            assert self._changed is not None
-            async with self._changed:
-                self._changed.notify_all()
+            await self._notify()
+
+    async def _notify(self) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _register(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -105,31 +122,100 @@ class FakeObtServer:
     async def _heartbeat(self, request: web.Request) -> web.Response:
         if refusal := self._refusal(request):
             return refusal
-        client_id = request.match_info["client_id"]
-        body = await request.json()
+        status, doc = self._record_heartbeat(request.match_info["client_id"], await request.json())
+        return web.json_response(doc, status=status)
+
+    def _record_heartbeat(self, client_id: str, body: dict[str, Any]) -> tuple[int, Any]:
         self.heartbeats.append(body)
         wanted = body.get("models_digest") != self.report_digest.get(client_id)
-        return web.json_response(
-            {"status": "ok", "models_wanted": wanted, "next_in_s": self.interval_s}
-        )
+        return 200, {"status": "ok", "models_wanted": wanted, "next_in_s": self.interval_s}
 
     async def _models(self, request: web.Request) -> web.Response:
         if refusal := self._refusal(request):
             return refusal
-        client_id = request.match_info["client_id"]
-        body = await request.json()
+        status, doc = self._record_models(request.match_info["client_id"], await request.json())
+        return web.json_response(doc, status=status)
+
+    def _record_models(self, client_id: str, body: dict[str, Any]) -> tuple[int, Any]:
         self.model_reports.append(body)
         self.report_digest[client_id] = models_digest(
             ((m["name"], m["digest"]) for m in body["models"]),
             ((m["name"], m["size_vram"]) for m in body["loaded"]),
         )
-        return web.json_response({"added": [], "removed": [], "changed": []})
+        return 200, {"added": [], "removed": [], "changed": []}
 
     async def _deregister(self, request: web.Request) -> web.Response:
         if refusal := self._refusal(request):
             return refusal
         self.deregistrations.append(request.match_info["client_id"])
         return web.Response(status=204)
+
+    # -- the channel ------------------------------------------------------------------------
+
+    async def _channel(self, request: web.Request) -> web.StreamResponse:
+        client_id = request.match_info["client_id"]
+        if self.refuse_upgrade is not None:
+            self.upgrades_refused += 1
+            return _error(self.refuse_upgrade, "no_upgrade", "this proxy does not pass WebSockets")
+        if refusal := self._refusal(request):
+            return refusal
+        secret = _bearer(request)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        hello = await ws.receive()
+        if hello.type is not web.WSMsgType.TEXT:
+            return ws
+        self.hellos.append(json.loads(hello.data))
+        await ws.send_json(
+            {
+                "type": "welcome",
+                "protocol": 1,
+                "heartbeat_interval_s": self.interval_s,
+                "timeout_s": self.interval_s * 3,
+            }
+        )
+        older = self.channels.get(client_id)
+        self.channels[client_id] = ws
+        self.channels_opened += 1
+        await self._notify()
+        if older is not None:
+            await older.close(code=4000, message=b"replaced")
+        try:
+            async for message in ws:
+                if message.type is web.WSMsgType.TEXT:
+                    frame = json.loads(message.data)
+                    self.frames.append(frame)
+                    if frame.get("type") in ("heartbeat", "models"):
+                        if self.cut_next_frames > 0:
+                            self.cut_next_frames -= 1
+                            await ws.close(code=1011, message=b"cut")
+                            break
+                        status, doc = self._answer_frame(client_id, secret, frame)
+                        await ws.send_json(
+                            {"type": "ack", "id": frame["id"], "status": status, "body": doc}
+                        )
+                    await self._notify()
+        finally:
+            if self.channels.get(client_id) is ws:
+                del self.channels[client_id]
+            await self._notify()
+        return ws
+
+    def _answer_frame(self, client_id: str, secret: str, frame: dict[str, Any]) -> tuple[int, Any]:
+        if self.fail_next:
+            status, _, *code = self.fail_next.pop(0)
+            return status, {"code": code[0] if code else "injected", "detail": "injected"}
+        if self.secrets.get(client_id) != secret:
+            return 401, {"code": "invalid_credentials", "detail": "bad secret"}
+        if frame["type"] == "heartbeat":
+            return self._record_heartbeat(client_id, frame["body"])
+        return self._record_models(client_id, frame["body"])
+
+    async def send_to_agent(self, client_id: str, frame: dict[str, Any]) -> None:
+        await self.channels[client_id].send_json(frame)
+
+    async def close_channel(self, client_id: str, code: int, message: bytes = b"") -> None:
+        await self.channels[client_id].close(code=code, message=message)
 
     async def _health(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -143,6 +229,7 @@ class FakeObtServer:
         app.router.add_post("/api/v1/agents/{client_id}/deregister", self._deregister)
         app.router.add_get("/api/v1/health", self._health)
         app.router.add_get("/api/v1/agents/credentials", self._credentials)
+        app.router.add_get("/api/v1/agents/{client_id}/channel", self._channel)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -151,6 +238,8 @@ class FakeObtServer:
         return self.base_url
 
     async def stop(self) -> None:
+        for ws in list(self.channels.values()):
+            await ws.close(code=1001, message=b"server stopping")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
