@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from obt.commands.alerts import AlertRuleCommands
 from obt.commands.handlers import ClientCommands, Clock
 from obt.commands.lifecycle import ServerLifecycle
 from obt.commands.repository import ClientRepository
@@ -103,6 +104,7 @@ class OBT:
     store_monitor: StoreMonitor
     live: LiveHub
     metrics: Metrics
+    alert_rules: AlertRuleCommands
     enrollment_token: str
     admin_token: str
     enrollment_token_created: bool = False
@@ -207,6 +209,7 @@ async def bootstrap(
         store_monitor=store_monitor,
         live=live,
         metrics=metrics,
+        alert_rules=AlertRuleCommands(store, clock, server_id=lifecycle.server_id),
         enrollment_token=enrollment,
         admin_token=admin,
         enrollment_token_created=enrollment_created,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from obt import __version__
-from obt.api import agents, audit, reads, system
+from obt.api import agents, alerts, audit, reads, system
 from obt.api.body import document_bodies
 from obt.api.errors import install_error_handlers
 from obt.api.middleware import Edge
@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
     v1.include_router(reads.router)
     v1.include_router(audit.router)
     v1.include_router(system.router)
+    v1.include_router(alerts.router)
     app.include_router(v1)
     app.include_router(system.root_router)
     document_bodies(app)

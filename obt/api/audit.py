@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, Query
@@ -22,6 +23,30 @@ REDACTED = frozenset({"secret_sha256"})  # credentials never leave the server, e
 EXPORT_CHUNK = 2000
 
 
+def masked_notify(notify: Any) -> Any:
+    """An alert rule's targets without their credentials: Apprise URLs carry tokens in them,
+    webhooks a signing secret (and often a token in the path). What kind of target it was
+    stays: the Apprise scheme, the webhook's host."""
+    if not isinstance(notify, dict):
+        return notify
+    return {
+        "urls": [str(u).split("://", 1)[0] + "://(redacted)" for u in notify.get("urls", [])],
+        "webhooks": [
+            {"url": _host_only(str(w.get("url", ""))), "secret": "(redacted)"}
+            for w in notify.get("webhooks", [])
+            if isinstance(w, dict)
+        ],
+    }
+
+
+def _host_only(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}/(redacted)"
+    except ValueError:  # not a URL after all (rules are checked, older data may not be)
+        return "(redacted)"
+
+
 def event_out(e: RecordedEvent) -> dict[str, Any]:
     return {
         "position": e.position,
@@ -30,7 +55,11 @@ def event_out(e: RecordedEvent) -> dict[str, Any]:
         "version": e.version,
         "type": e.type,
         "schema_version": e.schema_version,
-        "data": {k: v for k, v in e.data.items() if k not in REDACTED},
+        "data": {
+            k: masked_notify(v) if k == "notify" else v
+            for k, v in e.data.items()
+            if k not in REDACTED
+        },
         "metadata": e.metadata,
         "recorded_at": e.recorded_at.isoformat(),
     }

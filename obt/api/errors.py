@@ -19,11 +19,13 @@ from obt.errors import (
     ConcurrencyError,
     CorruptEvent,
     Forbidden,
+    InvalidAlertRule,
     InvalidCommand,
     NotAuthenticated,
     OBTError,
     StoreError,
     StoreUnavailable,
+    UnknownAlertRule,
     UnknownClient,
 )
 
@@ -86,6 +88,10 @@ def _status_for(exc: Exception) -> tuple[int, str, dict[str, str] | None]:
             return 404, "unknown_client", None
         case InvalidCommand():
             return 409, exc.code, None
+        case UnknownAlertRule():
+            return 404, "unknown_alert_rule", None
+        case InvalidAlertRule():
+            return 422, exc.code, None
         case ConcurrencyError():
             return 409, "conflict", None
         case StoreUnavailable():

@@ -194,6 +194,25 @@ class ClientSecretRevoked(ClientEvent):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelOpened(ClientEvent):
+    """The agent opened its live channel (a WebSocket) to this server."""
+
+    channel_id: str  # names the channel, so its ChannelClosed pairs with it
+    session_id: str
+    remote: str | None  # the peer's address as the server saw it
+
+
+CHANNEL_CLOSE_REASONS = ("clean", "error", "replaced", "server_stopping", "idle")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelClosed(ClientEvent):
+    channel_id: str
+    reason: str  # one of CHANNEL_CLOSE_REASONS
+    code: int | None = None  # the WebSocket close code, when there was one
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ServerStarted(Event):
     DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("started_at", "unknown_since")
     server_id: str
@@ -211,6 +230,66 @@ class ServerStopped(Event):
     server_id: str
     stopped_at: datetime
     reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LogCompacted(Event):
+    """Heartbeats no read model needs were moved from the live log into an archive segment.
+
+    On the system stream; positions first..last are the segment's range (other events in it
+    stay in the live log).
+    """
+
+    first_position: int
+    last_position: int
+    removed: int
+    segment_id: str
+    segment_sha256: str  # of the segment's uncompressed NDJSON bytes
+
+
+# ---------------------------------------------------------------- alerts (stream alert-rule-<id>,
+# firings on alert-<rule_id>-<client_id>)
+
+ALERT_RULE_STREAM_PREFIX = "alert-rule-"
+ALERT_STREAM_PREFIX = "alert-"
+
+
+def alert_rule_stream(rule_id: str) -> str:
+    return f"{ALERT_RULE_STREAM_PREFIX}{rule_id}"
+
+
+def alert_stream(rule_id: str, client_id: str) -> str:
+    # Rule ids are hex, so the first "-" after the prefix separates them from the client id.
+    return f"{ALERT_STREAM_PREFIX}{rule_id}-{client_id}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRuleCreated(Event):
+    rule_id: str
+    name: str
+    scope: dict[str, Any]  # {client_ids: [...], labels: {k: v}}; empty = every client
+    condition: dict[str, Any]  # {kind: status|model_missing|digest_drift, ...}
+    notify: dict[str, Any]  # {urls: [Apprise URLs], webhooks: [{url, secret}]}
+    send_resolved: bool = True
+    remind_every_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRuleChanged(Event):
+    """The whole rule as it is now (a PUT replaces every field)."""
+
+    rule_id: str
+    name: str
+    scope: dict[str, Any]
+    condition: dict[str, Any]
+    notify: dict[str, Any]
+    send_resolved: bool = True
+    remind_every_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRuleDeleted(Event):
+    rule_id: str
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -232,8 +311,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ClientDeregistered,
         ClientDecommissioned,
         ClientSecretRevoked,
+        ChannelOpened,
+        ChannelClosed,
         ServerStarted,
         ServerStopped,
+        LogCompacted,
+        AlertRuleCreated,
+        AlertRuleChanged,
+        AlertRuleDeleted,
     )
 }
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from obt.domain.events import event_from_data
 from obt.errors import CheckpointConflict, StoreError
+from obt.projections.alert_rules import AlertRulesProjector
 from obt.projections.base import HEARTBEAT, Batch, Change, Envelope, Projector
 from obt.projections.client_state import ClientStateProjector
 from obt.projections.clients import ClientsProjector
@@ -38,6 +39,7 @@ def default_projectors() -> list[Projector]:
         UptimeProjector(),
         TimelineProjector(),
         ModelsProjector(),
+        AlertRulesProjector(),
     ]
 
 

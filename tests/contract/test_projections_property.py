@@ -39,6 +39,9 @@ ACTION = st.one_of(
     st.tuples(st.just("decommission"), CLIENTS),
     st.tuples(st.just("restart"), st.booleans(), st.integers(1, 5000)),
     st.tuples(st.just("project")),
+    st.tuples(st.just("rule"), st.integers(0, 11)),
+    st.tuples(st.just("change_rule"), st.integers(0, 3), st.integers(0, 11)),
+    st.tuples(st.just("delete_rule"), st.integers(0, 3)),
 )
 HISTORIES = st.lists(ACTION, min_size=1, max_size=30)
 
@@ -68,6 +71,12 @@ async def play(fleet: Fleet, actions: Sequence[tuple[Any, ...]]) -> None:
                     await fleet.restart_server(clean=args[0], down_for_s=args[1])
                 case "project":
                     await fleet.runner.step()
+                case "rule":
+                    await fleet.create_rule(args[0])
+                case "change_rule":
+                    await fleet.change_rule(args[0], args[1])
+                case "delete_rule":
+                    await fleet.delete_rule(args[0])
         except (DomainError, KeyError):
             pass  # an action the rules refuse (unknown client, decommissioned): no events
 

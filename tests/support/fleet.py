@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
+from obt.commands.alerts import AlertRuleCommands, ChangeAlertRule, CreateAlertRule, DeleteAlertRule
 from obt.commands.handlers import ClientCommands
 from obt.commands.lifecycle import ServerLifecycle
 from obt.commands.messages import (
@@ -53,6 +55,8 @@ class Fleet:
         )
         self.runner = ProjectionRunner(store, batch_size=50)
         self.agents: dict[str, Agent] = {}
+        self.alert_rules = AlertRuleCommands(store, self.clock, server_id="test")
+        self.rule_ids: list[str] = []
 
     async def start(self) -> None:
         await self.lifecycle.record_start(self.clock.now())
@@ -123,6 +127,19 @@ class Fleet:
     async def decommission(self, cid: str) -> None:
         await self.commands.decommission(DecommissionClient(client_id=cid))
 
+    async def create_rule(self, variant: int) -> str:
+        saved = await self.alert_rules.create(CreateAlertRule(**rule_variant(variant)))
+        self.rule_ids.append(saved.rule_id)
+        return saved.rule_id
+
+    async def change_rule(self, which: int, variant: int) -> None:
+        rule_id = self.rule_ids[which % len(self.rule_ids)] if self.rule_ids else "none"
+        await self.alert_rules.change(ChangeAlertRule(rule_id=rule_id, **rule_variant(variant)))
+
+    async def delete_rule(self, which: int) -> None:
+        rule_id = self.rule_ids[which % len(self.rule_ids)] if self.rule_ids else "none"
+        await self.alert_rules.delete(DeleteAlertRule(rule_id=rule_id))
+
     async def sweep(self) -> list[str]:
         return await self.commands.detect_timeouts()
 
@@ -133,6 +150,7 @@ class Fleet:
         self.clock.advance(down_for_s)
         fresh = Fleet(self.store, self.clock)
         fresh.agents = self.agents
+        fresh.rule_ids = self.rule_ids
         self.__dict__.update(fresh.__dict__)
         await self.start()
         await self.repo.warm()
@@ -146,3 +164,22 @@ class Fleet:
             collection: sorted(dumps(doc) for doc in await self.store.find(collection))
             for collection in ALL_COLLECTIONS
         }
+
+
+def rule_variant(variant: int) -> dict[str, Any]:
+    """A few alert rules that differ in every way a rule can (scope, condition, targets)."""
+    conditions: list[dict[str, Any]] = [
+        {"kind": "status", "statuses": ["offline"], "for_s": 0},
+        {"kind": "status", "statuses": ["offline", "degraded", "stopped"], "for_s": 60},
+        {"kind": "model_missing", "model": "llama3"},
+        {"kind": "digest_drift"},
+    ]
+    scopes: list[dict[str, Any]] = [{}, {"labels": {"rack": "a"}}, {"client_ids": ["a", "b"]}]
+    return {
+        "name": f"rule {variant}",
+        "scope": scopes[variant % len(scopes)],
+        "condition": conditions[variant % len(conditions)],
+        "notify": {"webhooks": [{"url": "http://127.0.0.1:9/hook", "secret": "s"}]},
+        "send_resolved": variant % 2 == 0,
+        "remind_every_s": 600 if variant % 3 == 0 else None,
+    }
