@@ -23,7 +23,7 @@ from obt.domain.events import LATEST_SCHEMA_VERSIONS
 from obt.domain.liveness import LivenessPolicy
 from obt.domain.upcasters import UPCASTERS
 from obt.errors import OBTError
-from obt.live import LiveHub
+from obt.live import LiveHub, status_counts
 from obt.metrics import Metrics
 from obt.projections.client_state import ClientStateProjector
 from obt.projections.clients import ClientsProjector
@@ -117,6 +117,8 @@ class OBT:
         """Record the start, bring projections and the aggregate cache up to date, run."""
         await self.lifecycle.record_start(self.clock.now())
         await self.runner.start()
+        # The live feed can resume subscribers from every change the catch-up reports.
+        self.live.begin(max(self.runner.positions.values(), default=0))
         caught_up = await self.runner.catch_up()
         snapshots = self.runner.projector("client_state")
         assert isinstance(snapshots, ClientStateProjector)
@@ -191,7 +193,7 @@ async def bootstrap(
     assert isinstance(clients_projector, ClientsProjector)
     assert isinstance(models_projector, ModelsProjector)
     read_models = ReadModels(store, clients_projector, models_projector)
-    live = LiveHub(read_models, clock)
+    live = LiveHub(read_models, clock, counts=lambda: status_counts(clients_projector))
     runner.subscribe(live.publish)
     scheduler = TimeoutScheduler(
         commands.detect_timeouts, settings.scheduler_tick_s, hold=store_monitor.hold_reason

@@ -8,15 +8,17 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from obt import __version__
 from obt.api.deps import MetricsDep, OBTDep
+from obt.api.errors import ApiError
 from obt.bootstrap import OBT
 from obt.errors import StoreError
 from obt.live import LiveMessage
+from obt.live_changes import InvalidWatch, Watch
 
 router = APIRouter(tags=["system"])
 root_router = APIRouter(tags=["system"])
@@ -109,40 +111,65 @@ async def info(obt: OBTDep) -> dict[str, Any]:
 
 @router.get(
     "/live",
-    summary="Server-Sent Events of read-model changes (client, model, timeline)",
+    summary="Server-Sent Events of read-model changes (client, model, timeline, counts)",
     response_class=EventSourceResponse,
 )
 async def live(
     request: Request,
     obt: OBTDep,
     last_event_id: Annotated[str | None, Header()] = None,
+    resume_from: Annotated[
+        str | None,
+        Query(
+            alias="last_event_id",
+            description="Resume after this id (for clients that cannot set Last-Event-ID); "
+            "the header wins when both are sent",
+        ),
+    ] = None,
+    watch: Annotated[
+        list[str] | None,
+        Query(
+            description="What to be sent (repeat or comma-separate): clients, client:<id>, "
+            "timeline, timeline:<id>, models, counts. None: every client, model and "
+            "timeline change, no counts",
+        ),
+    ] = None,
 ) -> EventSourceResponse:
-    resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
-    sub, backlog = obt.live.subscribe(resume)
+    try:
+        watching = Watch.parse(watch or [])
+    except InvalidWatch as exc:
+        raise ApiError(422, "invalid_watch", str(exc)) from None
+    sub, first = obt.live.subscribe(_resume_point(last_event_id or resume_from), watching)
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    async def stream() -> AsyncIterator[bytes]:
         try:
-            yield ServerSentEvent(comment="connected")
-            for message in backlog:
-                yield _sse(message)
+            yield ServerSentEvent(comment="connected").encode()
+            if first:
+                yield _encode(first)
             while not await request.is_disconnected():
-                if sub.overflowed:
-                    yield ServerSentEvent(event="reset", data="{}")
-                    return
                 try:
-                    message = await asyncio.wait_for(sub.queue.get(), timeout=1.0)
+                    messages = await asyncio.wait_for(sub.queue.get(), timeout=1.0)
                 except TimeoutError:
                     continue
-                yield _sse(message)
+                yield _encode(messages)  # one write per flush
         finally:
             obt.live.unsubscribe(sub)
 
     return EventSourceResponse(stream(), ping=PING_S, headers={"Cache-Control": "no-store"})
 
 
-def _sse(message: LiveMessage) -> ServerSentEvent:
-    return ServerSentEvent(
-        id=str(message.id), event=message.event, data=orjson.dumps(message.data).decode()
+def _resume_point(text: str | None) -> int | None:
+    """An id this server gave out, or -1 for one it cannot have (the subscriber reloads)."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() and len(text) < 19 else -1
+
+
+def _encode(messages: list[LiveMessage]) -> bytes:
+    return b"".join(
+        ServerSentEvent(id=str(m.id), event=m.event, data=orjson.dumps(m.data).decode()).encode()
+        for m in messages
     )
 
 
