@@ -74,7 +74,10 @@ class Edge:
         # The client list is ~0.5 MB of JSON for 1,000 machines: GETs that accept gzip go
         # through the compressor (it leaves the live event stream alone); the agents' small
         # POSTs skip its wrapping, a measurable cost per heartbeat.
-        self.gzip_app = GZipMiddleware(app, minimum_size=2048)
+        # Level 6, not Starlette's 9: nearly the same size for JSON at a fraction of the time
+        # (a page of clients is built and sent in a few ms). Hashed dashboard assets come
+        # gzipped once from obt/api/static.py and pass through untouched.
+        self.gzip_app = GZipMiddleware(app, minimum_size=2048, compresslevel=6)
         self.max_bytes = max_body_bytes
         self.metrics = metrics
         # uvicorn bounds neither how long a body may take nor the pause between its chunks:

@@ -13,11 +13,14 @@ from obt.api.schemas import (
     AwareDatetime,
     ClientDetail,
     ClientList,
+    ClientPage,
     ErrorResponse,
+    FleetSummary,
     ItemsResponse,
     TimelinePage,
 )
 from obt.commands.messages import DecommissionClient, RevokeClientSecret
+from obt.projections.client_index import STATUSES, ClientQuery, InvalidCursor, Order, SortField
 from obt.projections.queries import RangeTooLarge
 
 router = APIRouter(tags=["fleet"])
@@ -32,11 +35,83 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
 @router.get(
     "/clients",
     response_model=None,
-    responses={200: {"model": ClientList}},
-    summary="Every client's current state",
+    responses={200: {"model": ClientPage | ClientList}, 422: {"model": ErrorResponse}},
+    summary="The fleet's clients: every one, or a page sorted and filtered on the server",
+    description=(
+        "Without any of the parameters below, every client as `{items}` (sorted by hostname), "
+        "as before paging existed. With any of them, `{items, next_cursor, matched, total, "
+        "counts}`: at most `limit` clients (every match when `limit` is not given); pass "
+        "`next_cursor` back as `cursor`, with the same sort, order and filters, for the next "
+        "page."
+    ),
 )
-async def list_clients(obt: OBTDep) -> Response:
-    return json_response({"items": await obt.read_models.clients(obt.clock.now())})
+async def list_clients(
+    obt: OBTDep,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="page size")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2000, description="`next_cursor` of the previous page")
+    ] = None,
+    sort: Annotated[SortField | None, Query(description="field to sort by (hostname)")] = None,
+    order: Annotated[Order | None, Query(description="asc (default) or desc")] = None,
+    status_: Annotated[
+        list[str] | None,
+        Query(alias="status", description="statuses to show; repeated or comma-separated"),
+    ] = None,
+    label: Annotated[
+        list[str] | None, Query(description="`key=value`; repeated: every one must match")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="text in hostname, client id or agent version"),
+    ] = None,
+) -> Response:
+    now = obt.clock.now()
+    if all(v is None for v in (limit, cursor, sort, order, status_, label, q)):
+        return json_response({"items": await obt.read_models.clients(now)})
+    query = ClientQuery(
+        sort=sort or "hostname",
+        order=order or "asc",
+        statuses=_statuses(status_ or []),
+        labels=tuple(_label(v) for v in label or []),
+        search=q or "",
+        limit=limit,
+        cursor=cursor,
+    )
+    try:
+        return json_response(await obt.read_models.client_page(query, now))
+    except InvalidCursor as exc:
+        raise ApiError(422, "invalid_cursor", str(exc)) from None
+
+
+def _statuses(values: list[str]) -> frozenset[str]:
+    wanted = {s.strip() for v in values for s in v.split(",") if s.strip()}
+    unknown = sorted(wanted - set(STATUSES))
+    if unknown:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"unknown status {', '.join(map(repr, unknown))}; use {', '.join(STATUSES)}",
+        )
+    return frozenset(wanted)
+
+
+def _label(value: str) -> tuple[str, str]:
+    key, eq, wanted = value.partition("=")
+    if not eq or not key:
+        raise ApiError(422, "validation_error", f"label filter {value!r} is not key=value")
+    return key, wanted
+
+
+@router.get(
+    "/fleet/summary",
+    response_model=None,
+    responses={200: {"model": FleetSummary}},
+    summary="Clients by status and the labels in use, without listing the fleet",
+)
+async def fleet_summary(obt: OBTDep) -> Response:
+    now = obt.clock.now()
+    counts = await obt.read_models.fleet_counts(now)
+    return json_response({**counts, "labels": await obt.read_models.client_labels(now)})
 
 
 @router.get(

@@ -145,6 +145,11 @@ class OllamaOut(BaseModel):
     latency_ms: float | None = None
 
 
+class ChannelEnd(BaseModel):
+    at: datetime
+    reason: Literal["clean", "error", "replaced", "server_stopping", "idle"]
+
+
 class ClientSummary(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -164,6 +169,15 @@ class ClientSummary(BaseModel):
     clock_skew_ms: int | None = None
     session_id: str | None = None
     position: int | None = None
+    transport: Literal["channel", "http"] | None = Field(
+        None, description="how the agent talks now: its channel, or HTTP requests"
+    )
+    connected_since: datetime | None = None
+    connection_lost: bool | None = Field(
+        None, description="its channel dropped (error or idle) without a deregistration"
+    )
+    reconnects_24h: int = Field(0, description="times its channel opened again in 24 h")
+    last_disconnect: ChannelEnd | None = None
 
 
 class ClientDetail(ClientSummary):
@@ -177,6 +191,22 @@ class ItemsResponse(BaseModel):
 
 class ClientList(BaseModel):
     items: list[ClientSummary]
+
+
+class ClientPage(BaseModel):
+    """A page of GET /clients when paging, sorting or filtering (docs/api-shapes.md)."""
+
+    items: list[ClientSummary]
+    next_cursor: str | None
+    matched: int = Field(description="clients matching the filters, on every page")
+    total: int = Field(description="clients in the fleet")
+    counts: dict[str, int] = Field(description="clients in the fleet by status")
+
+
+class FleetSummary(BaseModel):
+    total: int
+    counts: dict[str, int]
+    labels: list[str] = Field(description="every `key=value` label in the fleet, sorted")
 
 
 class TimelinePage(BaseModel):

@@ -6,6 +6,9 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from obt.domain.events import (
+    ChannelClosed,
+    ChannelOpened,
+    ClientDeregistered,
     ClientEvent,
     ClientRegistered,
     ClientReregistered,
@@ -29,6 +32,21 @@ ONLINE, DEGRADED = Status.ONLINE, Status.DEGRADED
 CLIENTS = "clients"
 META = "clients_meta"
 RECENT_WINDOW = timedelta(hours=25)  # enough history in each document for uptime_24h
+# A channel that ends like this, without a deregistration, shows as "connection lost".
+LOST = ("error", "idle")
+
+
+class ClientChanges:
+    """Which clients changed since a reader last took them (see client_index.ClientIndex).
+
+    `shaped`: a change beyond a heartbeat in the same status (status, registration, models);
+    `any`: every change, heartbeats included; `reset`: the documents were reloaded.
+    """
+
+    def __init__(self) -> None:
+        self.shaped: set[str] = set()
+        self.any: set[str] = set()
+        self.reset = True
 
 
 def liveness_of(doc: Doc) -> Liveness:
@@ -52,11 +70,20 @@ class ClientsProjector(Projector):
         self._unsaved: set[str] = set()  # clients whose document is newer than the stored one
         self._seen: dict[str, datetime] = {}  # client -> last heartbeat, formatted at flush
         self.observed_since: datetime | None = None
+        self._watchers: list[ClientChanges] = []
+
+    def watch(self) -> ClientChanges:
+        """A feed of changed client ids for one reader that keeps its own index."""
+        changes = ClientChanges()
+        self._watchers.append(changes)
+        return changes
 
     async def load(self, store: ReadStore) -> None:
         self.docs = {d["client_id"]: d for d in await store.find(CLIENTS)}
         self.live = {cid: liveness_of(d) for cid, d in self.docs.items() if "status" in d}
         self.revision += 1
+        for watcher in self._watchers:
+            watcher.reset = True
         self._changed.clear()
         self._unsaved.clear()
         self._seen.clear()
@@ -77,6 +104,8 @@ class ClientsProjector(Projector):
                 status = ONLINE if ollama.get("reachable") else DEGRADED
                 if current.status is status and current.underlying is status:
                     _fold_heartbeat(doc, data["session_id"], data.get("clock_skew_ms"), ollama)
+                    if doc.get("transport") is None:
+                        _use_http(doc, envelope.at)
                     self._seen[cid] = envelope.at
                     self._changed[cid] = envelope.position
                     self.revision += 1
@@ -105,6 +134,8 @@ class ClientsProjector(Projector):
     def _touch(self, cid: str, pos: int) -> None:
         self._changed[cid] = pos
         self.revision += 1
+        for watcher in self._watchers:
+            watcher.shaped.add(cid)
 
     def flush(self, batch: Batch, *, persist: bool = True) -> None:
         for cid, pos in self._changed.items():
@@ -114,6 +145,8 @@ class ClientsProjector(Projector):
                 doc["last_seen"] = iso(seen)
             doc["position"] = pos
             batch.changed("client", cid, pos)
+        for watcher in self._watchers:
+            watcher.any.update(self._changed)
         self._unsaved.update(self._changed)
         self._changed.clear()
         if persist:
@@ -132,7 +165,11 @@ class ClientsProjector(Projector):
             for step in steps:
                 _set_liveness(doc, step, at)
                 self.live[cid] = step
-            if steps:
+            # Channels end with the server that held them (after a crash, unrecorded).
+            dropped = doc.get("transport") == "channel"
+            if dropped:
+                _end_channel(doc)
+            if steps or dropped:
                 self._touch(cid, pos)
 
 
@@ -147,7 +184,54 @@ def _new_doc(event: ClientRegistered, at: datetime) -> Doc:
         "clock_skew_ms": None,
         "session_id": None,
         "ollama": {"reachable": False, "version": None, "error": None, "latency_ms": None},
+        **_NO_CONNECTION,
+        "reconnects": [],  # when a session's channel opened again (timestamps, last 25 h)
+        "last_disconnect": None,
     }
+
+
+_NO_CONNECTION: Doc = {
+    "transport": None,  # channel | http | None (not known to be talking)
+    "connected_since": None,
+    "connection_lost": False,
+    "channel_id": None,
+    "channel_session": None,
+}
+
+
+def _use_http(doc: Doc, at: datetime) -> None:
+    """A heartbeat while no channel is open came over HTTP."""
+    doc["transport"] = "http"
+    doc["connected_since"] = iso(at)
+    doc["connection_lost"] = False
+
+
+def _end_channel(doc: Doc) -> None:
+    doc["transport"] = None
+    doc["connected_since"] = None
+    doc["channel_id"] = None
+
+
+def _fold_channel(doc: Doc, event: ChannelOpened | ChannelClosed, at: datetime) -> None:
+    if isinstance(event, ChannelOpened):
+        if doc.get("channel_session") == event.session_id:  # the same agent run, again
+            horizon = ts(at - RECENT_WINDOW)
+            doc["reconnects"] = [t for t in doc.get("reconnects", []) if t >= horizon]
+            doc["reconnects"].append(ts(at))
+        doc.update(
+            transport="channel",
+            connected_since=iso(at),
+            connection_lost=False,
+            channel_id=event.channel_id,
+            channel_session=event.session_id,
+        )
+        return
+    if event.channel_id != doc.get("channel_id"):
+        return  # a channel already replaced or ended with its server
+    _end_channel(doc)
+    doc["last_disconnect"] = {"at": iso(at), "reason": event.reason}
+    stopped = doc.get("status") in (Status.STOPPED.value, Status.DECOMMISSIONED.value)
+    doc["connection_lost"] = event.reason in LOST and not stopped
 
 
 def _set_liveness(doc: Doc, live: Liveness, at: datetime) -> None:
@@ -188,6 +272,8 @@ def _fold(doc: Doc, event: ClientEvent, at: datetime) -> None:
                 session_id=event.session_id,
                 last_seen=iso(at),
             )
+            doc.update(_NO_CONNECTION)  # registrations come over HTTP; a channel follows
+            _use_http(doc, at)
             doc["ollama"] = {
                 "reachable": bool(event.ollama.get("reachable")),
                 "version": event.ollama.get("version"),
@@ -197,6 +283,12 @@ def _fold(doc: Doc, event: ClientEvent, at: datetime) -> None:
         case HeartbeatReceived():
             doc["last_seen"] = iso(at)
             _fold_heartbeat(doc, event.session_id, event.clock_skew_ms, event.ollama)
+            if doc.get("transport") is None:
+                _use_http(doc, at)
+        case ChannelOpened() | ChannelClosed():
+            _fold_channel(doc, event, at)
+        case ClientDeregistered():
+            doc["connection_lost"] = False
         case OllamaBecameUnavailable():
             doc["ollama"]["error"] = event.error
         case ModelAdded() | ModelChanged():

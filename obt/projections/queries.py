@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from obt.domain.liveness import Status
-from obt.projections.clients import CLIENTS, ClientsProjector
+from obt.projections.client_index import (
+    ClientIndex,
+    ClientQuery,
+    InvalidCursor,
+    uptime_fraction,
+)
+from obt.projections.clients import CLIENTS, ClientChanges, ClientsProjector
 from obt.projections.models import MODELS, ModelsProjector
 from obt.projections.timeline import TIMELINE
 from obt.projections.uptime import (
     BUCKETS,
-    CATEGORY_FIELD,
     INTERVALS,
     OPEN,
     ZERO,
@@ -23,7 +26,6 @@ from obt.projections.uptime import (
 )
 from obt.store.ports import Doc, ReadStore
 
-DAY = timedelta(hours=24)
 SUMMARY_FIELDS = (
     "client_id",
     "hostname",
@@ -40,34 +42,29 @@ SUMMARY_FIELDS = (
     "clock_skew_ms",
     "session_id",
     "position",
+    "transport",
+    "connected_since",
+    "connection_lost",
+    "last_disconnect",
 )
 MAX_BUCKETS = {"hour": 24 * 31, "day": 366 * 2}
-FIELD_BY_STATUS = {status.value: seconds_field(status) for status in Status}
+__all__ = ["InvalidCursor", "RangeTooLarge", "ReadModels", "uptime_fraction"]
 
 
 class RangeTooLarge(ValueError):
     pass
 
 
-def uptime_fraction(recent: Iterable[list[Any]], now: datetime) -> float | None:
-    """Share of counted time in the last 24 h that was up; unknown time is not counted."""
-    window_start = (now - DAY).timestamp()
-    end_ts = now.timestamp()
-    totals = dict.fromkeys(CATEGORY_FIELD.values(), 0.0)
-    for status, start, end in recent:
-        field = FIELD_BY_STATUS[status]
-        if field is None:
-            continue
-        lo, hi = max(start, window_start), min(end if end is not None else end_ts, end_ts)
-        if hi > lo:
-            totals[field] += hi - lo
-    counted = totals["up_s"] + totals["degraded_s"] + totals["down_s"]
-    return round(totals["up_s"] / counted, 6) if counted > 0 else None
+def reconnects_within(reconnects: list[float], now: datetime, hours: float = 24) -> int:
+    """How often the agent's channel opened again within the last `hours`."""
+    horizon = now.timestamp() - hours * 3600
+    return sum(1 for t in reconnects if t >= horizon)
 
 
 def client_summary(doc: Doc, now: datetime) -> Doc:
     out = {k: doc.get(k) for k in SUMMARY_FIELDS}
     out["uptime_24h"] = uptime_fraction(doc.get("recent", []), now)
+    out["reconnects_24h"] = reconnects_within(doc.get("reconnects", []), now)
     return out
 
 
@@ -95,6 +92,7 @@ class ReadModels:
         self._clients = clients
         self._models = models
         self._clients_cache: tuple[tuple[int, int], list[Doc]] | None = None
+        self._index = ClientIndex(lambda: clients.docs, clients.watch()) if clients else None
         self._models_cache: tuple[tuple[int, int], list[Doc]] | None = None
 
     @property
@@ -120,6 +118,41 @@ class ReadModels:
         if key is not None:
             self._clients_cache = (key, items)
         return items
+
+    async def _client_index(self) -> tuple[ClientIndex, dict[str, Doc]]:
+        if self._clients is not None and self._index is not None:
+            return self._index, self._clients.docs
+        # Without the projector's memory (a reader beside a server): an index of this moment.
+        docs = {d["client_id"]: d for d in await self._store.find(CLIENTS)}
+        return ClientIndex(lambda: docs, ClientChanges()), docs
+
+    async def client_page(self, query: ClientQuery, now: datetime) -> Doc:
+        """One page of clients, sorted and filtered, with the fleet's counts by status.
+
+        Raises InvalidCursor for a cursor this server did not give out for this sort.
+        """
+        index, docs = await self._client_index()
+        page = index.page(query, now)
+        return {
+            "items": [client_summary(docs[cid], now) for cid in page.ids],
+            "next_cursor": page.next_cursor,
+            "matched": page.matched,
+            **self._counts(index),
+        }
+
+    async def fleet_counts(self, now: datetime) -> Doc:
+        index, _ = await self._client_index()
+        index.sync(now)
+        return self._counts(index)
+
+    @staticmethod
+    def _counts(index: ClientIndex) -> Doc:
+        return {"total": len(index.status), "counts": dict(index.counts)}
+
+    async def client_labels(self, now: datetime) -> list[str]:
+        index, _ = await self._client_index()
+        index.sync(now)
+        return index.labels()
 
     async def _client_doc(self, client_id: str) -> Doc | None:
         if self._clients is not None:
