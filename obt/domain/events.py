@@ -292,6 +292,45 @@ class AlertRuleDeleted(Event):
     rule_id: str
 
 
+# Firings are not ClientEvents: they are about a client but not its own facts (the client
+# projectors leave them alone). Their time is the envelope's recorded_at.
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertFired(Event):
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("since",)
+    rule_id: str
+    rule_name: str
+    client_id: str
+    hostname: str | None
+    dedupe_key: str  # "<rule_id>/<client_id>/<firing>": one per (rule, client, firing)
+    firing: int  # 1 for the pair's first firing, then 2, ...
+    condition: str  # the rule's condition kind
+    status: str  # the client's status when it fired
+    detail: str
+    since: datetime  # when the condition began to hold
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertReminded(Event):
+    """Still firing after the rule's remind_every_s since the last notice."""
+
+    rule_id: str
+    client_id: str
+    dedupe_key: str  # the firing's key
+    status: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertResolved(Event):
+    rule_id: str
+    client_id: str
+    dedupe_key: str  # the firing's key
+    reason: str  # cleared | rule_deleted
+    status: str
+    notify: bool  # whether a resolve notice goes out (the rule's send_resolved)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -319,6 +358,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AlertRuleCreated,
         AlertRuleChanged,
         AlertRuleDeleted,
+        AlertFired,
+        AlertReminded,
+        AlertResolved,
     )
 }
 

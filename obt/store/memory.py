@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from obt.errors import CheckpointConflict, EventRemovalRefused
+from obt.store.archive import MemoryArchive
 from obt.store.codec import EventCodec, dumps, loads_object, to_timestamp
 from obt.store.ports import AppendResult, Delete, Doc, NewEvent, ReadOp, RecordedEvent
 from obt.store.rules import (
@@ -63,6 +64,7 @@ class MemoryStore:
         self._checkpoints: dict[str, int] = {}
         self._appended = asyncio.Condition()
         self._last_recorded_at = float("-inf")
+        self._archive = MemoryArchive()
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -203,6 +205,9 @@ class MemoryStore:
             row.removed = True
             del self._by_id[row.id]
         return len(rows)
+
+    def archive(self) -> MemoryArchive:
+        return self._archive
 
     async def log_bytes(self) -> int:
         return sum(

@@ -25,6 +25,7 @@ from obt.errors import (
     StoreMisconfigured,
     StoreUnavailable,
 )
+from obt.store.archive_mongodb import MongoArchive
 from obt.store.codec import EventCodec, to_timestamp
 from obt.store.mongodb_writer import AppendJob, append_batch
 from obt.store.ports import (
@@ -390,6 +391,10 @@ class MongoStore:
         except PyMongoError as exc:
             raise self._unavailable(exc) from None
         return removed
+
+    def archive(self) -> MongoArchive:
+        """The `archive` collection beside `events`: every instance sees one archive."""
+        return MongoArchive(self._db)
 
     async def log_bytes(self) -> int:
         try:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from obt.store.archive import Archive
 
 # expected_version: None = any version; 0 = the stream must not exist; n = exactly n.
 ANY: None = None
@@ -202,6 +205,10 @@ class CompactableStore(Store, Protocol):
         Positions are never reused afterwards. Removing the head or the last event of a stream
         raises EventRemovalRefused and removes nothing: heads and stream versions never move back.
         """
+        ...
+
+    def archive(self) -> Archive:
+        """Where this store's compaction puts the events it removes."""
         ...
 
     async def log_bytes(self) -> int:

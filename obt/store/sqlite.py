@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from obt.errors import StoreUnavailable
+from obt.store.archive_files import FileArchive
 from obt.store.codec import EventCodec, loads_object, to_timestamp
 from obt.store.ports import AppendResult, Doc, NewEvent, ReadOp, RecordedEvent
 from obt.store.rules import EncodedEvent
@@ -164,6 +165,10 @@ class SQLiteStore:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._submit(RemoveJob(future, sorted(set(positions))))
         return await future
+
+    def archive(self) -> FileArchive:
+        """The archive beside the database file: OBT_DATA_DIR/archive/."""
+        return FileArchive(self.path.parent / "archive")
 
     async def log_bytes(self) -> int:
         # dbstat walks the pages of the events table and its indexes (no full read of rows).

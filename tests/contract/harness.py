@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from obt.store.codec import EventCodec
 from obt.store.memory import MemoryStore
@@ -83,6 +83,7 @@ class MongoHarness:
         self.uri = uri
         self.scale = scale
         self.db_name = f"obt_test_{uuid.uuid4().hex[:12]}"
+        self.clients: list[Any] = []  # raw connections tests opened, closed at cleanup
 
     async def open(self, codec: EventCodec | None = None) -> Store:
         from obt.store.mongodb import MongoStore
@@ -110,3 +111,69 @@ class MongoHarness:
             await client.drop_database(self.db_name)
         finally:
             await client.close()
+            for raw in self.clients:
+                await raw.close()
+
+
+# Reaching into each adapter's archive raw: what an attacker or a failing disk could do, for
+# the tests that `obt archive verify` notices it.
+
+
+async def archive_overwrite(harness: Harness, store: object, segment_id: str, body: bytes) -> None:
+    """Replace a segment's stored bytes behind the archive's back."""
+    from obt.store.archive import MemoryArchive
+    from obt.store.archive_files import FileArchive
+
+    archive = store.archive()  # type: ignore[attr-defined]
+    if isinstance(archive, MemoryArchive):
+        archive.bodies[segment_id] = body
+    elif isinstance(archive, FileArchive):
+        archive.segment_path(segment_id).write_bytes(body)
+    else:
+        await _mongo_archive(harness).update_one({"_id": segment_id}, {"$set": {"body": body}})
+
+
+async def archive_drop(harness: Harness, store: object, segment_id: str) -> None:
+    """Lose a segment's bytes (the manifest still names it)."""
+    from obt.store.archive import MemoryArchive
+    from obt.store.archive_files import FileArchive
+
+    archive = store.archive()  # type: ignore[attr-defined]
+    if isinstance(archive, MemoryArchive):
+        del archive.bodies[segment_id]
+    elif isinstance(archive, FileArchive):
+        archive.segment_path(segment_id).unlink()
+    else:
+        await _mongo_archive(harness).update_one({"_id": segment_id}, {"$unset": {"body": ""}})
+
+
+async def archive_swap_entries(harness: Harness, store: object, first: int, second: int) -> None:
+    """Swap two manifest entries' places (0-based), as a careless edit or restore might."""
+    from obt.store.archive import MemoryArchive
+    from obt.store.archive_files import FileArchive
+
+    archive = store.archive()  # type: ignore[attr-defined]
+    entries = await archive.entries()
+    entries[first], entries[second] = entries[second], entries[first]
+    if isinstance(archive, MemoryArchive):
+        archive.replace_entries(entries)
+    elif isinstance(archive, FileArchive):
+        from obt.store.codec import dumps
+
+        text = "".join(dumps(e.to_doc()) + "\n" for e in entries)
+        archive.manifest_path.write_text(text)
+    else:
+        collection = _mongo_archive(harness)
+        a, b = entries[first], entries[second]
+        await collection.update_one({"_id": a.segment_id}, {"$set": {"sequence": -1}})
+        await collection.update_one({"_id": b.segment_id}, {"$set": {"sequence": a.sequence}})
+        await collection.update_one({"_id": a.segment_id}, {"$set": {"sequence": b.sequence}})
+
+
+def _mongo_archive(harness: Harness):  # type: ignore[no-untyped-def]
+    from pymongo import AsyncMongoClient
+
+    assert isinstance(harness, MongoHarness)
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(harness.uri)
+    harness.clients.append(client)
+    return client[harness.db_name].archive
