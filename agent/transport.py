@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from agent.backoff import Backoff
-from agent.channel import FrameHandler, Welcome
+from agent.channel import ACK_TIMEOUT_S, FrameHandler, Welcome
 from agent.clock import Clock
 from agent.errors import ChannelError, ChannelRefused
 from agent.logs import get_logger, log_event
@@ -40,7 +40,9 @@ class ChannelLike(Protocol):
     @property
     def closed(self) -> bool: ...
 
-    async def request(self, type_: str, body: dict[str, Any]) -> tuple[int, Any]: ...
+    async def request(
+        self, type_: str, body: dict[str, Any], timeout_s: float = ACK_TIMEOUT_S
+    ) -> tuple[int, Any]: ...
 
     async def send(self, frame: dict[str, Any]) -> None: ...
 
@@ -121,8 +123,22 @@ class AgentTransport:
         return await self.http.put_models(client_id, secret, models, loaded)
 
     async def deregister(self, client_id: str, secret: str, timeout_s: float | None = None) -> None:
-        # The channel has no deregister frame: HTTP says it, then the channel closes cleanly.
+        """Over the channel when one is open (OBT's `deregister` frame, beyond the contract's
+        list), else, or when the channel fails or the server does not know the frame, HTTP.
+        The channel closes cleanly afterwards."""
         try:
+            channel = self._channel if self._channel and not self._channel.closed else None
+            if channel is not None:
+                try:
+                    status, doc = await channel.request(
+                        "deregister", {}, timeout_s or ACK_TIMEOUT_S
+                    )
+                except ChannelError:
+                    status, doc = 0, None
+                if 200 <= status < 300:
+                    return
+                if status not in (0, 422):  # 422: a server without the frame; 0: no ack
+                    raise_for_answer(status, doc)
             await self.http.deregister(client_id, secret, timeout_s)
         finally:
             await self._drop_channel("stopping")

@@ -31,6 +31,7 @@ class FakeObtServer:
     secrets: dict[str, str] = field(default_factory=dict)
     registrations: list[dict[str, Any]] = field(default_factory=list)
     heartbeats: list[dict[str, Any]] = field(default_factory=list)
+    heartbeat_via: list[str] = field(default_factory=list)  # "http" or "channel", per heartbeat
     model_reports: list[dict[str, Any]] = field(default_factory=list)
     deregistrations: list[str] = field(default_factory=list)
     auth_seen: list[str] = field(default_factory=list)
@@ -42,6 +43,7 @@ class FakeObtServer:
     down: bool = False
     refuse_upgrade: int | None = None
     cut_next_frames: int = 0
+    deregister_frames: bool = True
     hellos: list[dict[str, Any]] = field(default_factory=list)
     frames: list[dict[str, Any]] = field(default_factory=list)
     channels: dict[str, web.WebSocketResponse] = field(default_factory=dict)
@@ -122,11 +124,13 @@ class FakeObtServer:
     async def _heartbeat(self, request: web.Request) -> web.Response:
         if refusal := self._refusal(request):
             return refusal
-        status, doc = self._record_heartbeat(request.match_info["client_id"], await request.json())
+        client_id = request.match_info["client_id"]
+        status, doc = self._record_heartbeat(client_id, await request.json(), "http")
         return web.json_response(doc, status=status)
 
-    def _record_heartbeat(self, client_id: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def _record_heartbeat(self, client_id: str, body: dict[str, Any], via: str) -> tuple[int, Any]:
         self.heartbeats.append(body)
+        self.heartbeat_via.append(via)
         wanted = body.get("models_digest") != self.report_digest.get(client_id)
         return 200, {"status": "ok", "models_wanted": wanted, "next_in_s": self.interval_s}
 
@@ -185,7 +189,7 @@ class FakeObtServer:
                 if message.type is web.WSMsgType.TEXT:
                     frame = json.loads(message.data)
                     self.frames.append(frame)
-                    if frame.get("type") in ("heartbeat", "models"):
+                    if frame.get("type") in ("heartbeat", "models", "deregister"):
                         if self.cut_next_frames > 0:
                             self.cut_next_frames -= 1
                             await ws.close(code=1011, message=b"cut")
@@ -208,7 +212,12 @@ class FakeObtServer:
         if self.secrets.get(client_id) != secret:
             return 401, {"code": "invalid_credentials", "detail": "bad secret"}
         if frame["type"] == "heartbeat":
-            return self._record_heartbeat(client_id, frame["body"])
+            return self._record_heartbeat(client_id, frame["body"], "channel")
+        if frame["type"] == "deregister":
+            if not self.deregister_frames:
+                return 422, {"code": "invalid_frame", "detail": "unknown frame type"}
+            self.deregistrations.append(client_id)
+            return 204, None
         return self._record_models(client_id, frame["body"])
 
     async def send_to_agent(self, client_id: str, frame: dict[str, Any]) -> None:
