@@ -65,21 +65,7 @@ class Channel:
         timeout_s: float = OPEN_TIMEOUT_S,
     ) -> Channel:
         """Upgrade, say hello, read the welcome. Raises ChannelRefused on any failure."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                ws = await session.ws_connect(
-                    url,
-                    headers={"Authorization": f"Bearer {secret}"},
-                    autoping=True,
-                    compress=0,
-                    timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
-                )
-        except aiohttp.WSServerHandshakeError as exc:
-            raise ChannelRefused(f"the upgrade answered HTTP {exc.status}", exc.status) from None
-        except TimeoutError:
-            raise ChannelRefused(f"no upgrade within {timeout_s:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise ChannelRefused(f"cannot connect: {type(exc).__name__}: {exc}") from None
+        ws = await _connect(session, url, secret, timeout_s)
         try:
             welcome = await _greet(ws, session_id, timeout_s)
         except BaseException:
@@ -89,6 +75,15 @@ class Channel:
         channel._on_frame = on_frame
         channel._reader = asyncio.create_task(channel._read(), name="obt-channel-reader")
         return channel
+
+    @staticmethod
+    async def probe(
+        session: aiohttp.ClientSession, url: str, secret: str, timeout_s: float = OPEN_TIMEOUT_S
+    ) -> None:
+        """Upgrade and close at once, without a hello, so the server records nothing (doctor).
+        Raises ChannelRefused saying why when the upgrade fails."""
+        ws = await _connect(session, url, secret, timeout_s)
+        await ws.close()
 
     @property
     def closed(self) -> bool:
@@ -178,6 +173,26 @@ class Channel:
     def _lost(self) -> ChannelLost:
         reason = self.close_reason or "closed"
         return ChannelLost(f"channel closed ({self.close_code}): {reason}", self.close_code)
+
+
+async def _connect(
+    session: aiohttp.ClientSession, url: str, secret: str, timeout_s: float
+) -> aiohttp.ClientWebSocketResponse:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await session.ws_connect(
+                url,
+                headers={"Authorization": f"Bearer {secret}"},
+                autoping=True,
+                compress=0,
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
+            )
+    except aiohttp.WSServerHandshakeError as exc:
+        raise ChannelRefused(f"the upgrade answered HTTP {exc.status}", exc.status) from None
+    except TimeoutError:
+        raise ChannelRefused(f"no upgrade within {timeout_s:g} s") from None
+    except aiohttp.ClientError as exc:
+        raise ChannelRefused(f"cannot connect: {type(exc).__name__}: {exc}") from None
 
 
 async def _greet(ws: aiohttp.ClientWebSocketResponse, session_id: str, timeout_s: float) -> Welcome:

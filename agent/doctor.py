@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.channel import Channel, channel_url
 from agent.detect import Detection
-from agent.errors import AuthRejected, ClientUnknown, ServerError, StateError
+from agent.errors import AuthRejected, ChannelRefused, ClientUnknown, ServerError, StateError
 from agent.ollama import OllamaClient
 from agent.server import ObtClient
 from agent.settings import AgentSettings
@@ -82,7 +83,39 @@ async def examine(
         else:
             findings.append(Finding("models", False, str(snapshot.error), "check Ollama's own log"))
     findings += await _server_findings(settings, server, state)
+    findings.append(_mode_finding(settings))
     return findings
+
+
+def _mode_finding(settings: AgentSettings) -> Finding:
+    if settings.read_only:
+        return Finding(
+            "mode", True, "read-only: pull and delete commands are refused (OBT_AGENT_READ_ONLY)"
+        )
+    return Finding(
+        "mode", True, "pull and delete commands accepted (OBT_AGENT_READ_ONLY=true refuses them)"
+    )
+
+
+async def _transport_finding(
+    settings: AgentSettings, server: ObtClient, client_id: str | None, secret: str
+) -> Finding:
+    """Which way the agent will talk to the server, and why; HTTP works either way."""
+    if settings.transport == "http":
+        return Finding("transport", True, "HTTP (OBT_AGENT_TRANSPORT=http: the channel is off)")
+    url = channel_url(settings.server_url, client_id or "")
+    try:
+        await Channel.probe(server.session, url, secret)
+    except ChannelRefused as exc:
+        why = exc.reason
+        if exc.status in (400, 404, 405, 426, 501):
+            why += " (a proxy that does not pass WebSockets, or a server without the channel)"
+        return Finding(
+            "transport",
+            True,
+            f"HTTP, because {why}; the agent tries the channel again every minute or so",
+        )
+    return Finding("transport", True, f"channel ({url}): the WebSocket upgrade was accepted")
 
 
 async def _server_findings(
@@ -105,6 +138,9 @@ async def _server_findings(
     try:
         if saved is not None:
             findings.append(await _check_secret(server, client_id, saved.client_secret))
+            findings.append(
+                await _transport_finding(settings, server, client_id, saved.client_secret)
+            )
         elif settings.enrollment_token:
             found = await server.identify(settings.enrollment_token)
             if found is None:
@@ -122,13 +158,22 @@ async def _server_findings(
                         "copy the enrollment token from the OBT server (data/enrollment-token)",
                     )
                 )
-        else:
+        if saved is None and not settings.enrollment_token:
             findings.append(
                 Finding(
                     "auth",
                     False,
                     "no saved secret and no enrollment token",
                     "set OBT_ENROLLMENT_TOKEN to the token `obt serve` printed",
+                )
+            )
+        if saved is None:
+            findings.append(
+                Finding(
+                    "transport",
+                    True,
+                    "not checked before the first registration (the channel needs the client "
+                    "secret); the agent tries the channel first, HTTP when it fails",
                 )
             )
     except (AuthRejected, ClientUnknown) as exc:

@@ -53,6 +53,10 @@ class ObtClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._wall_clock = wall_clock
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self._session
+
     async def register(self, body: dict[str, Any], token: str) -> tuple[Registration, bool]:
         """(registration, created): created is True for 201 (the server had never seen us)."""
         status, doc = await self._send("POST", "/api/v1/agents/register", token, body)

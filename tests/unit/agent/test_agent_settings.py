@@ -31,6 +31,15 @@ def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert settings.ollama.base_url == "http://127.0.0.1:11500"
 
 
+def test_command_mode_and_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings(env_file=None)
+    assert (defaults.read_only, defaults.transport) == (False, "auto")
+    monkeypatch.setenv("OBT_AGENT_READ_ONLY", "true")
+    monkeypatch.setenv("OBT_AGENT_TRANSPORT", "http")
+    settings = load_settings(env_file=None)
+    assert (settings.read_only, settings.transport) == (True, "http")
+
+
 def test_reads_a_dotenv_file(tmp_path: Path) -> None:
     env = tmp_path / "agent.env"
     env.write_text("OBT_CLIENT_ID=from-file\nOBT_AGENT_LABELS=a=1\n")
@@ -62,6 +71,8 @@ def test_secret_is_not_in_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
         ("OBT_AGENT_LABELS", "=value"),
         ("OLLAMA_HOST", "gpu-box:99999"),
         ("OBT_ENROLLMENT_TOKEN", "change-me"),
+        ("OBT_AGENT_READ_ONLY", "perhaps"),
+        ("OBT_AGENT_TRANSPORT", "carrier-pigeon"),
     ],
 )
 def test_bad_values_stop_with_the_variable_and_a_fix(
