@@ -4,16 +4,15 @@ export and replay commands."""
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.processes import ServerProcess, wait_until
+from tests.support.sse import SseReader, server_has_subscriber
 
 
 @pytest.fixture
@@ -51,60 +50,6 @@ def heartbeat(
     assert r.status_code == 200, r.text
 
 
-class SseReader:
-    """Reads a /live stream on a thread and collects parsed messages."""
-
-    def __init__(self, url: str, last_event_id: str | None = None) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.error: Exception | None = None
-        self._response: httpx.Response | None = None
-        self._stop = threading.Event()
-        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-        self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
-        self._thread.start()
-
-    def _run(self, url: str, headers: dict[str, str]) -> None:
-        try:
-            with (
-                httpx.Client(timeout=httpx.Timeout(10, read=30)) as client,
-                client.stream("GET", url, headers=headers) as response,
-            ):
-                self._response = response
-                self._read(response)
-        except (httpx.HTTPError, RuntimeError) as exc:
-            # Closing the stream from the test's thread ends the read with an error.
-            if not self._stop.is_set():
-                self.error = exc
-
-    def _read(self, response: httpx.Response) -> None:
-        message: dict[str, Any] = {}
-        for line in response.iter_lines():
-            if self._stop.is_set():
-                return
-            if not line:
-                if "event" in message:
-                    self.messages.append(message)
-                message = {}
-                continue
-            field, _, value = line.partition(":")
-            if field in ("id", "event", "data"):
-                message[field] = value.strip()
-
-    def find(self, event: str, predicate: Any = lambda d: True) -> dict[str, Any] | None:
-        for m in list(self.messages):
-            if m["event"] == event and predicate(json.loads(m["data"])):
-                return m
-        return None
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._response is not None:
-            self._response.close()
-        self._thread.join(timeout=10)
-        assert not self._thread.is_alive(), "the SSE reader did not stop"
-        assert self.error is None, self.error
-
-
 def test_live_updates_arrive_and_resume(server: ServerProcess) -> None:
     secret, session = register(server, "live1")
     reader = SseReader(f"{server.api_url}/live")
@@ -135,11 +80,6 @@ def test_live_updates_arrive_and_resume(server: ServerProcess) -> None:
         )
     finally:
         resumed.close()
-
-
-def server_has_subscriber(server: ServerProcess) -> bool:
-    health = httpx.get(f"{server.api_url}/health", timeout=5).json()
-    return bool(health["live_subscribers"])
 
 
 def test_health_and_metrics(server: ServerProcess) -> None:
