@@ -91,6 +91,7 @@ def serve(settings: Settings) -> int:
 
     from obt.api.app import create_app
     from obt.api.http_protocol import BoundedHttpToolsProtocol
+    from obt.api.ws_protocol import ChannelWebSocketProtocol
 
     app = create_app(settings)
     print(f"OBT dashboard: http://{settings.host}:{settings.port}/  (API docs at /docs)")
@@ -107,6 +108,13 @@ def serve(settings: Settings) -> int:
         access_log=settings.log_level.lower() == "debug",
         proxy_headers=False,
         http=BoundedHttpToolsProtocol,
+        # The agent channel: no compression (small JSON frames, and zlib state per
+        # connection), frames up to the body limit, pings to find dead peers.
+        ws=ChannelWebSocketProtocol,
+        ws_per_message_deflate=False,
+        ws_max_size=settings.max_body_bytes,
+        ws_ping_interval=settings.heartbeat_timeout_s,
+        ws_ping_timeout=settings.heartbeat_timeout_s,
         timeout_graceful_shutdown=5,
     )
     return 0

@@ -13,8 +13,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from obt.api.body import json_body, parse_json_body
-from obt.api.deps import BearerDep, ClientIdPath, OBTDep, bearer, rate_limit
+from obt.api.deps import BearerDep, ClientIdPath, OBTDep, bearer, check_rate, rate_limit
 from obt.api.errors import ApiError, handle_error
+from obt.api.ratelimit import RateLimiter
 from obt.api.schemas import (
     CLIENT_ID_PATTERN,
     ErrorResponse,
@@ -62,6 +63,15 @@ async def agent_call(
     rate_limit(request, client_id)
     await obt.commands.authenticate_client(client_id, bearer(authorization))
     return AgentCall(obt, client_id, _request_id(request))
+
+
+async def authorize_agent(
+    obt: OBT, limiter: RateLimiter, client_id: str, token: str | None, request_id: str
+) -> AgentCall:
+    """`agent_call` for a transport without a Request (the agent channel): same order."""
+    check_rate(limiter, client_id)
+    await obt.commands.authenticate_client(client_id, token)
+    return AgentCall(obt, client_id, request_id)
 
 
 AgentCallDep = Annotated[AgentCall, Depends(agent_call)]
@@ -148,6 +158,12 @@ async def record_heartbeat(request: Request, client_id: str) -> Response:
     straight from its bytes, and the answer is serialised once. Errors are the same."""
     call = await agent_call(request, client_id, request.headers.get("authorization"))
     body = parse_json_body(HeartbeatRequest, await request.body())
+    answer = await heartbeat_answer(call, body)
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+async def heartbeat_answer(call: AgentCall, body: HeartbeatRequest) -> HeartbeatResponse:
+    """A heartbeat recorded and answered, whichever transport brought it (HTTP, channel)."""
     obt = call.obt
     ack = await obt.commands.heartbeat(
         RecordHeartbeat(
@@ -161,13 +177,12 @@ async def record_heartbeat(request: Request, client_id: str) -> Response:
         )
     )
     obt.metrics.heartbeats.inc()
-    answer = HeartbeatResponse(
+    return HeartbeatResponse(
         status=ack.status.value,
         models_wanted=ack.models_wanted,
         next_in_s=obt.settings.heartbeat_interval_s,
         server_time=obt.clock.now(),
     )
-    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +239,11 @@ class HeartbeatShortcut:
     summary="Report the installed (/api/tags) and loaded (/api/ps) models",
 )
 async def report_models(body: ModelsRequest, call: AgentCallDep) -> ModelsResponse:
+    return await models_answer(call, body)
+
+
+async def models_answer(call: AgentCall, body: ModelsRequest) -> ModelsResponse:
+    """A model report recorded and answered, whichever transport brought it."""
     _unique([m.name for m in body.models], "models")
     _unique([m.name for m in body.loaded], "loaded")
     installed = [
@@ -273,10 +293,14 @@ async def report_models(body: ModelsRequest, call: AgentCallDep) -> ModelsRespon
     summary="Deregister on a clean agent stop",
 )
 async def deregister(call: AgentCallDep) -> Response:
+    await deregister_agent(call)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def deregister_agent(call: AgentCall) -> None:
     await call.obt.commands.deregister(
         DeregisterClient(client_id=call.client_id, correlation_id=call.request_id)
     )
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _unique(names: list[str], field: str) -> None:

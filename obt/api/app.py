@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -9,10 +10,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import WebSocketRoute
 
 from obt import __version__
 from obt.api import agents, alerts, audit, reads, system
 from obt.api.body import document_bodies
+from obt.api.channel import CHANNEL_PATH, AgentChannelEndpoint
+from obt.api.channel_registry import ChannelRegistry
 from obt.api.errors import install_error_handlers
 from obt.api.middleware import Edge
 from obt.api.ratelimit import RateLimiter
@@ -40,9 +44,15 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
         app.state.obt = instance
         if owned and start:
             await instance.start()
+        stop_sweeps = asyncio.Event()
+        sweeps = asyncio.create_task(channels.run(stop_sweeps), name="channel-idle-sweeps")
         try:
             yield
         finally:
+            stop_sweeps.set()
+            await sweeps
+            # Every channel closed ("server stopping") and its end recorded, then the store.
+            await channels.close_all()
             if owned:
                 await instance.stop()
 
@@ -56,6 +66,8 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_min)
     app.state.server_tag = uuid.uuid4().hex[:8]  # prefixes generated request ids
+    channels = ChannelRegistry(idle_timeout_s=settings.heartbeat_timeout_s)
+    app.state.channels = channels
     if obt is not None:
         app.state.obt = obt
     install_error_handlers(app)
@@ -68,6 +80,9 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
     v1.include_router(alerts.router)
     app.include_router(v1)
     app.include_router(system.root_router)
+    app.router.routes.append(
+        WebSocketRoute(CHANNEL_PATH, AgentChannelEndpoint(), name="agent_channel")
+    )
     document_bodies(app)
     mount_dashboard(app, settings.dashboard_dir or default_dashboard_dir())
 

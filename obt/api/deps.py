@@ -69,7 +69,11 @@ async def require_admin(obt: OBTDep, token: BearerDep) -> None:
 
 
 def rate_limit(request: Request, key: str) -> None:
-    limiter: RateLimiter = request.app.state.rate_limiter
+    check_rate(request.app.state.rate_limiter, key)
+
+
+def check_rate(limiter: RateLimiter, key: str) -> None:
+    """429 when `key` has used up its requests (HTTP requests and channel frames alike)."""
     wait = limiter.check(key)
     if wait > 0:
         raise ApiError(

@@ -12,15 +12,18 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from obt.commands.messages import (
+    CloseChannel,
     DecommissionClient,
     DeregisterClient,
     DetectTimeouts,
+    OpenChannel,
     RecordHeartbeat,
     RegisterClient,
     ReportModels,
     RevokeClientSecret,
 )
 from obt.commands.repository import ClientRepository, deterministic_event_id
+from obt.domain import channel as channel_rules
 from obt.domain import client as rules
 from obt.domain.client import ClientRuleViolation, ClientState
 from obt.domain.events import Event
@@ -241,6 +244,32 @@ class ClientCommands:
             await self._decide_and_save(
                 cmd.client_id,
                 lambda s: rules.decide_revoke_secret(s, reason=cmd.reason),
+                cmd.correlation_id,
+            )
+
+    async def open_channel(self, cmd: OpenChannel) -> None:
+        """Record a channel opened (and the one it replaces, closed) for the registered
+        session; refused like a heartbeat of that session would be."""
+        async with self._repo.lock(cmd.client_id):
+            await self._decide_and_save(
+                cmd.client_id,
+                lambda s: channel_rules.decide_open_channel(
+                    s,
+                    channel_id=cmd.channel_id,
+                    session_id=cmd.session_id,
+                    remote=cmd.remote,
+                    replacing=cmd.replacing,
+                ),
+                cmd.correlation_id,
+            )
+
+    async def close_channel(self, cmd: CloseChannel) -> None:
+        async with self._repo.lock(cmd.client_id):
+            await self._decide_and_save(
+                cmd.client_id,
+                lambda s: channel_rules.decide_close_channel(
+                    s, channel_id=cmd.channel_id, reason=cmd.reason, code=cmd.code
+                ),
                 cmd.correlation_id,
             )
 

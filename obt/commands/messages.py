@@ -65,3 +65,22 @@ class RevokeClientSecret:
 @dataclass(frozen=True, slots=True)
 class DetectTimeouts:
     """Sweep every watched client for silence longer than the timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenChannel:
+    client_id: str
+    channel_id: str
+    session_id: str
+    remote: str | None
+    replacing: str | None = None  # the client's channel this one replaces, on this server
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseChannel:
+    client_id: str
+    channel_id: str
+    reason: str  # clean | error | replaced | server_stopping | idle
+    code: int | None = None
+    correlation_id: str | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from obt.domain.events import (
+    ChannelClosed,
+    ChannelOpened,
     ClientDecommissioned,
     ClientDeregistered,
     ClientRecovered,
@@ -38,6 +40,15 @@ def short_digest(digest: str | None) -> str:
     if not digest:
         return "?"
     return digest.removeprefix("sha256:")[:12]
+
+
+CHANNEL_ENDS = {
+    "clean": "closed by the agent",
+    "error": "connection lost",
+    "replaced": "replaced by a newer channel",
+    "server_stopping": "server stopping",
+    "idle": "idle past the timeout",
+}
 
 
 def summarize(event: Event) -> str | None:
@@ -79,6 +90,10 @@ def summarize(event: Event) -> str | None:
             return f"Decommissioned: {event.reason}"
         case ClientSecretRevoked():
             return f"Client secret revoked: {event.reason}"
+        case ChannelOpened():
+            return f"Channel opened from {event.remote or 'an unknown address'}"
+        case ChannelClosed():
+            return f"Channel closed: {CHANNEL_ENDS.get(event.reason, event.reason)}"
         case ServerStarted():
             extra = {
                 "first": "first start",

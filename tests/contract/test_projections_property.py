@@ -42,6 +42,12 @@ ACTION = st.one_of(
     st.tuples(st.just("rule"), st.integers(0, 11)),
     st.tuples(st.just("change_rule"), st.integers(0, 3), st.integers(0, 11)),
     st.tuples(st.just("delete_rule"), st.integers(0, 3)),
+    st.tuples(st.just("open_channel"), CLIENTS),
+    st.tuples(
+        st.just("close_channel"),
+        CLIENTS,
+        st.sampled_from(["clean", "error", "idle", "server_stopping"]),
+    ),
 )
 HISTORIES = st.lists(ACTION, min_size=1, max_size=30)
 
@@ -77,6 +83,10 @@ async def play(fleet: Fleet, actions: Sequence[tuple[Any, ...]]) -> None:
                     await fleet.change_rule(args[0], args[1])
                 case "delete_rule":
                     await fleet.delete_rule(args[0])
+                case "open_channel":
+                    await fleet.open_channel(args[0])
+                case "close_channel":
+                    await fleet.close_channel(args[0], args[1])
         except (DomainError, KeyError):
             pass  # an action the rules refuse (unknown client, decommissioned): no events
 

@@ -13,8 +13,10 @@ from obt.commands.alerts import AlertRuleCommands, ChangeAlertRule, CreateAlertR
 from obt.commands.handlers import ClientCommands
 from obt.commands.lifecycle import ServerLifecycle
 from obt.commands.messages import (
+    CloseChannel,
     DecommissionClient,
     DeregisterClient,
+    OpenChannel,
     RecordHeartbeat,
     RegisterClient,
     ReportModels,
@@ -36,6 +38,7 @@ class Agent:
     client_id: str
     session: str = field(default_factory=lambda: str(uuid.uuid4()))
     seq: int = 0
+    channel: str | None = None  # the id of its open channel, as the server's registry has it
 
 
 class Fleet:
@@ -124,6 +127,30 @@ class Fleet:
     async def deregister(self, cid: str) -> None:
         await self.commands.deregister(DeregisterClient(client_id=cid))
 
+    async def open_channel(self, cid: str) -> None:
+        """A channel opened (replacing the agent's open one, as the server's registry does)."""
+        agent = self.agents[cid]
+        channel = uuid.uuid4().hex
+        await self.commands.open_channel(
+            OpenChannel(
+                client_id=cid,
+                channel_id=channel,
+                session_id=agent.session,
+                remote="127.0.0.1:40000",
+                replacing=agent.channel,
+            )
+        )
+        agent.channel = channel
+
+    async def close_channel(self, cid: str, reason: str) -> None:
+        agent = self.agents[cid]
+        if agent.channel is None:
+            return
+        channel, agent.channel = agent.channel, None
+        await self.commands.close_channel(
+            CloseChannel(client_id=cid, channel_id=channel, reason=reason, code=1006)
+        )
+
     async def decommission(self, cid: str) -> None:
         await self.commands.decommission(DecommissionClient(client_id=cid))
 
@@ -150,6 +177,8 @@ class Fleet:
         self.clock.advance(down_for_s)
         fresh = Fleet(self.store, self.clock)
         fresh.agents = self.agents
+        for agent in self.agents.values():
+            agent.channel = None  # channels end with their server
         fresh.rule_ids = self.rule_ids
         self.__dict__.update(fresh.__dict__)
         await self.start()
