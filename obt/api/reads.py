@@ -184,11 +184,32 @@ async def fleet_timeline(obt: OBTDep, before: Before = None, limit: Limit = 100)
 @router.get(
     "/models",
     response_model=None,
-    responses={200: {"model": ItemsResponse}},
-    summary="Fleet model availability",
+    responses={200: {"model": ItemsResponse}, 422: {"model": ErrorResponse}},
+    summary="Fleet model availability: every host, or a page of hosts",
+    description=(
+        "Without `hosts_limit`, every model with every host that holds it, as before. With "
+        "it, every model with its fleet-wide counts (`installed_count`, `loaded_count`, "
+        "`hosts_count`, `digest_counts`) and its hosts among one page of hosts (by hostname, "
+        "listed in `hosts`); pass `next_hosts_cursor` as `hosts_cursor` for the next page."
+    ),
 )
-async def fleet_models(obt: OBTDep) -> Response:
-    return json_response({"items": await obt.read_models.models()})
+async def fleet_models(
+    obt: OBTDep,
+    hosts_limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="hosts on one page of the matrix")
+    ] = None,
+    hosts_cursor: Annotated[
+        str | None, Query(max_length=2000, description="`next_hosts_cursor` of the last page")
+    ] = None,
+) -> Response:
+    if hosts_limit is None and hosts_cursor is None:
+        return json_response({"items": await obt.read_models.models()})
+    try:
+        return json_response(
+            await obt.read_models.models_page(hosts_limit or 100, hosts_cursor, obt.clock.now())
+        )
+    except InvalidCursor as exc:
+        raise ApiError(422, "invalid_cursor", str(exc)) from None
 
 
 @router.delete(

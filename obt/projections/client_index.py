@@ -148,6 +148,7 @@ class ClientQuery:
     search: str = ""  # whitespace-separated terms; every one must match
     limit: int | None = None  # None: every match
     cursor: str | None = None
+    among: frozenset[str] | None = None  # only these clients (None: any)
 
 
 @dataclass
@@ -395,9 +396,11 @@ class ClientIndex:
         """The ids that pass the label and text filters (and the status filter), or None
         when there are no such filters."""
         terms = query.search.lower().split()
-        if not terms and not query.labels:
+        if not terms and not query.labels and query.among is None:
             return None
         pool: set[str] | None = None
+        if query.among is not None:
+            pool = {cid for cid in query.among if cid in self.status}
         for item in sorted(query.labels, key=lambda i: len(self._by_label.get(i, ()))):
             ids = self._by_label.get(item, set())
             pool = set(ids) if pool is None else pool & ids

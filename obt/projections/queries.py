@@ -75,6 +75,19 @@ def client_detail(doc: Doc, now: datetime) -> Doc:
     return out
 
 
+def _model_host(client_id: str, hostname: str | None, host: Doc) -> Doc:
+    return {
+        "client_id": client_id,
+        "hostname": hostname or client_id,
+        "digest": host.get("digest"),
+        "size": host.get("size"),
+        "installed": bool(host.get("installed")),
+        "loaded": bool(host.get("loaded")),
+        "size_vram": host.get("size_vram"),
+        "expires_at": host.get("expires_at"),
+    }
+
+
 class ReadModels:
     """Queries over the read models.
 
@@ -94,6 +107,7 @@ class ReadModels:
         self._clients_cache: tuple[tuple[int, int], list[Doc]] | None = None
         self._index = ClientIndex(lambda: clients.docs, clients.watch()) if clients else None
         self._models_cache: tuple[tuple[int, int], list[Doc]] | None = None
+        self._model_summary_cache: tuple[int, list[Doc], frozenset[str]] | None = None
 
     @property
     def store(self) -> ReadStore:
@@ -197,6 +211,77 @@ class ReadModels:
             self._models_cache = (key, items)
         return items
 
+    async def models_page(self, hosts_limit: int, hosts_cursor: str | None, now: datetime) -> Doc:
+        """Every model with fleet-wide counts, and its hosts only among one page of hosts
+        (by hostname): a matrix of models by a page of hosts, whatever the fleet's size.
+
+        Raises InvalidCursor for a cursor this server did not give out.
+        """
+        summaries, holders = await self._model_summaries()
+        index, docs = await self._client_index()
+        page = index.page(
+            ClientQuery(sort="hostname", limit=hosts_limit, cursor=hosts_cursor, among=holders),
+            now,
+        )
+        on_page = page.ids
+        items = []
+        for summary in summaries:
+            held = summary["doc"]["hosts"]
+            hosts = [
+                _model_host(cid, docs[cid].get("hostname"), held[cid])
+                for cid in on_page
+                if cid in held
+            ]
+            items.append({k: v for k, v in summary.items() if k != "doc"} | {"hosts": hosts})
+        return {
+            "items": items,
+            "hosts": [
+                {"client_id": cid, "hostname": docs[cid].get("hostname") or cid} for cid in on_page
+            ],
+            "hosts_total": page.matched,
+            "next_hosts_cursor": page.next_cursor,
+        }
+
+    async def _model_summaries(self) -> tuple[list[Doc], frozenset[str]]:
+        """Per model: counts by what hosts hold (digests, installed, loaded), and every host
+        that holds any model; rebuilt only when a model changes, never per heartbeat."""
+        revision = self._models.revision if self._models is not None else None
+        held = self._model_summary_cache
+        if revision is not None and held is not None and held[0] == revision:
+            return held[1], held[2]
+        if self._models is not None:
+            docs = list(self._models.docs.values())
+        else:
+            docs = await self._store.find(MODELS)
+        summaries: list[Doc] = []
+        holders: set[str] = set()
+        for doc in sorted(docs, key=lambda d: d["name"]):
+            hosts = doc["hosts"]
+            holders.update(hosts)
+            digest_counts: dict[str, int] = {}
+            installed = loaded = 0
+            for h in hosts.values():
+                installed += bool(h.get("installed"))
+                loaded += bool(h.get("loaded"))
+                if h.get("digest"):
+                    digest_counts[h["digest"]] = digest_counts.get(h["digest"], 0) + 1
+            summaries.append(
+                {
+                    "name": doc["name"],
+                    "digests": doc.get("digests", []),
+                    "digest_counts": digest_counts,
+                    "drift": bool(doc.get("drift")),
+                    "installed_count": installed,
+                    "loaded_count": loaded,
+                    "hosts_count": len(hosts),
+                    "doc": doc,
+                }
+            )
+        frozen = frozenset(holders)
+        if revision is not None:
+            self._model_summary_cache = (revision, summaries, frozen)
+        return summaries, frozen
+
     async def _build_models(self) -> list[Doc]:
         if self._models is not None:
             docs = list(self._models.docs.values())
@@ -205,19 +290,7 @@ class ReadModels:
         names = {d["client_id"]: d.get("hostname") for d in await self._client_docs()}
         items = []
         for doc in sorted(docs, key=lambda d: d["name"]):
-            hosts = [
-                {
-                    "client_id": cid,
-                    "hostname": names.get(cid) or cid,
-                    "digest": h.get("digest"),
-                    "size": h.get("size"),
-                    "installed": bool(h.get("installed")),
-                    "loaded": bool(h.get("loaded")),
-                    "size_vram": h.get("size_vram"),
-                    "expires_at": h.get("expires_at"),
-                }
-                for cid, h in sorted(doc["hosts"].items())
-            ]
+            hosts = [_model_host(cid, names.get(cid), h) for cid, h in sorted(doc["hosts"].items())]
             items.append(
                 {
                     "name": doc["name"],

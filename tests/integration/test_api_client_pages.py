@@ -19,6 +19,9 @@ ENROLL = "enroll-" + "e" * 32
 HOSTS = 23
 
 
+SECRETS: dict[str, str] = {}
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     build = tmp_path / "build"
@@ -47,6 +50,7 @@ async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
                     headers={"Authorization": f"Bearer {ENROLL}"},
                 )
                 assert r.status_code == 201, r.text
+                SECRETS[f"c{i:02d}"] = r.json()["client_secret"]
             deadline = asyncio.get_running_loop().time() + 10
             while len((await client.get("/api/v1/clients")).json()["items"]) < HOSTS:
                 assert asyncio.get_running_loop().time() < deadline, "projections did not follow"
@@ -192,3 +196,68 @@ async def test_json_and_assets_are_gzipped_and_hashed_assets_cached_for_ever(
         assert r.headers["cache-control"] == "no-cache", path
     index = await api.get("/", headers=gz)
     assert index.headers["content-encoding"] == "gzip"
+
+
+async def report_models(api: httpx.AsyncClient, cid: str, models: dict[str, str]) -> None:
+    r = await api.put(
+        f"/api/v1/agents/{cid}/models",
+        json={
+            "models": [
+                {"name": n, "model": n, "size": 100, "digest": d, "details": {}}
+                for n, d in models.items()
+            ],
+            "loaded": [{"name": n, "model": n, "size": 100, "size_vram": 50} for n in models][:1],
+        },
+        headers={"Authorization": f"Bearer {SECRETS[cid]}"},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_models_by_a_page_of_hosts(api: httpx.AsyncClient) -> None:
+    for i in range(0, HOSTS, 2):  # every other host holds models; host-02 holds a drifted one
+        await report_models(
+            api, f"c{i:02d}", {"llama": "sha256:b" if i == 2 else "sha256:a", "qwen": "sha256:q"}
+        )
+    holders = [f"c{i:02d}" for i in range(0, HOSTS, 2)]
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        full = (await api.get("/api/v1/models")).json()["items"]
+        if full and len(full[0]["hosts"]) == len(holders):
+            break
+        assert asyncio.get_running_loop().time() < deadline, "projections did not follow"
+        await asyncio.sleep(0.01)
+    assert [m["name"] for m in full] == ["llama", "qwen"]  # the plain answer: every host
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"hosts_limit": 5}
+        if cursor:
+            params["hosts_cursor"] = cursor
+        r = await api.get("/api/v1/models", params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        page_hosts = [h["client_id"] for h in body["hosts"]]
+        assert len(page_hosts) <= 5
+        assert body["hosts_total"] == len(holders)
+        llama, qwen = body["items"]
+        assert llama["installed_count"] == len(holders)
+        assert llama["loaded_count"] == len(holders)  # the first model is the loaded one
+        assert llama["digest_counts"] == {"sha256:a": len(holders) - 1, "sha256:b": 1}
+        assert llama["drift"] is True
+        assert qwen["drift"] is False
+        assert [h["client_id"] for h in llama["hosts"]] == page_hosts
+        assert {h["hostname"] for h in llama["hosts"]} == {h["hostname"] for h in body["hosts"]}
+        seen += page_hosts
+        cursor = body["next_hosts_cursor"]
+        if cursor is None:
+            break
+    assert seen == holders  # by hostname, each once
+
+    bad = await api.get("/api/v1/models", params={"hosts_limit": 5, "hosts_cursor": "nope"})
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "invalid_cursor"
+    for params in ({"hosts_limit": 0}, {"hosts_limit": 1001}):
+        r = await api.get("/api/v1/models", params=params)
+        assert r.status_code == 422
+        assert r.json()["code"] == "validation_error"
