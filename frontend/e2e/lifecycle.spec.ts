@@ -1,5 +1,6 @@
 // One agent's life as the dashboard shows it: online, degraded when Ollama stops, back,
 // a model change (and the state before it), the audit log, and offline once the agent dies.
+import { expectAccessible } from './axe';
 import { addOllamaModel, agentClient, expect, setOllamaMode, test, type ApiClient } from './stack';
 
 test.describe.configure({ mode: 'serial' });
@@ -39,6 +40,8 @@ test('it turns degraded when Ollama stops, without a reload, and recovers', asyn
 
   await setOllamaMode(request, stack, 'down');
   await expect(badge).toHaveText('degraded', { timeout: 20_000 });
+  // The degraded badge and the Ollama error line have colours of their own.
+  await expectAccessible(page);
 
   await setOllamaMode(request, stack, 'ok');
   await expect(badge).toHaveText('online', { timeout: 20_000 });
@@ -190,4 +193,5 @@ test('it goes offline after the agent dies', async ({ page, stack }) => {
   const timeoutS = stack.timeout_s ?? 30;
   await expect(badge).toHaveText('offline', { timeout: (timeoutS + 15) * 1000 });
   await expect(page.getByTestId('connection-indicator')).toHaveText(/Live/);
+  await expectAccessible(page);
 });

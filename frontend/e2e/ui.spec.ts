@@ -1,4 +1,5 @@
 // Qualities that do not depend on the agent's state: theme, keyboard, small screens, errors.
+import { expectAccessible } from './axe';
 import { agentClient, expect, test } from './stack';
 
 test('dark by default; the toggle persists across reloads', async ({ page }) => {
@@ -59,6 +60,7 @@ test('says Reconnecting while the live stream is unreachable, then recovers by i
   await page.goto('/');
   const indicator = page.getByTestId('connection-indicator');
   await expect(indicator).toHaveText(/Reconnecting/);
+  await expectAccessible(page);
   await page.unroute('**/api/v1/live');
   await expect(indicator).toHaveText(/Live/, { timeout: 45_000 });
 });
