@@ -24,6 +24,10 @@ export const ollamaStateSchema = z.object({
   latency_ms: z.number().nullable()
 });
 
+export const CHANNEL_END_REASONS = ['clean', 'error', 'replaced', 'server_stopping', 'idle'] as const;
+export const channelEndSchema = z.object({ at: isoTime, reason: z.enum(CHANNEL_END_REASONS) });
+export type ChannelEnd = z.infer<typeof channelEndSchema>;
+
 export const clientSummarySchema = z.object({
   client_id: z.string(),
   hostname: z.string(),
@@ -40,7 +44,13 @@ export const clientSummarySchema = z.object({
   uptime_24h: z.number().min(0).max(1).nullable(),
   clock_skew_ms: z.number().nullable(),
   session_id: z.string().nullable(),
-  position: z.number().int()
+  position: z.number().int(),
+  // The agent's connection (defaults for a server without the agent channel).
+  transport: z.enum(['channel', 'http']).nullable().default(null),
+  connected_since: isoTime.nullable().default(null),
+  connection_lost: z.boolean().nullable().default(null),
+  reconnects_24h: z.number().int().nonnegative().default(0),
+  last_disconnect: channelEndSchema.nullable().default(null)
 });
 export type ClientSummary = z.infer<typeof clientSummarySchema>;
 

@@ -19,6 +19,11 @@ export function clientSummary(overrides: Partial<ClientSummary> = {}): ClientSum
     clock_skew_ms: 12,
     session_id: 'c0ffee00-0000-4000-8000-000000000001',
     position: 10,
+    transport: 'channel',
+    connected_since: '2026-11-27T09:00:00Z',
+    connection_lost: false,
+    reconnects_24h: 0,
+    last_disconnect: null,
     ...overrides
   };
 }
