@@ -31,6 +31,28 @@ describe('createApi', () => {
     );
   });
 
+  it('asks for a page of clients with the server-side sort, filters and cursor', async () => {
+    const counts = { online: 1, degraded: 0, offline: 0, stopped: 0, unknown: 0, decommissioned: 0 };
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) =>
+      jsonResponse({ items: [clientSummary()], next_cursor: 'abc', matched: 1, total: 1, counts })
+    );
+    const page = await createApi(fetch).clientPage({
+      sort: 'status',
+      order: 'desc',
+      statuses: ['online', 'degraded'],
+      labels: ['rack=1', 'env=prod'],
+      search: ' gpu ',
+      limit: 100,
+      cursor: 'xyz'
+    });
+    expect(page.next_cursor).toBe('abc');
+    expect(fetch.mock.calls[0]?.[0]).toBe(
+      '/api/v1/clients?sort=status&order=desc&status=online%2Cdegraded&label=rack%3D1&label=env%3Dprod&q=gpu&limit=100&cursor=xyz'
+    );
+    await createApi(fetch).clientPage({ limit: 10 });
+    expect(fetch.mock.calls[1]?.[0]).toBe('/api/v1/clients?limit=10');
+  });
+
   it('encodes ids and passes query parameters', async () => {
     const fetch = vi.fn(async (_url: string, _init?: RequestInit) =>
       jsonResponse({ items: [], next_before: null })

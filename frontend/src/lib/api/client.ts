@@ -5,11 +5,14 @@ import { ApiError, NetworkError, SchemaError } from './errors';
 import {
   clientDetailSchema,
   clientListSchema,
+  clientPageSchema,
   clientStateSchema,
   errorBodySchema,
   eventPageSchema,
   fleetStateSchema,
+  fleetSummarySchema,
   modelListSchema,
+  modelPageSchema,
   serverInfoSchema,
   timelinePageSchema,
   uptimeSchema
@@ -18,6 +21,18 @@ import {
 export const API_BASE = '/api/v1';
 
 type Query = Record<string, string | number | readonly string[] | null | undefined>;
+
+/** GET /clients sorted, filtered and paged on the server (docs/api-shapes.md). */
+export interface ClientPageQuery {
+  sort?: string;
+  order?: 'asc' | 'desc';
+  statuses?: readonly string[];
+  /** `key=value`; every one must match. */
+  labels?: readonly string[];
+  search?: string;
+  limit: number;
+  cursor?: string | null;
+}
 
 export interface EventQuery {
   stream?: string | null;
@@ -108,6 +123,22 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
   return {
     info: (signal?: AbortSignal) => get(serverInfoSchema, '/info', {}, signal),
     clients: (signal?: AbortSignal) => get(clientListSchema, '/clients', {}, signal).then((r) => r.items),
+    clientPage: (query: ClientPageQuery, signal?: AbortSignal) =>
+      get(
+        clientPageSchema,
+        '/clients',
+        {
+          sort: query.sort,
+          order: query.order,
+          status: query.statuses && query.statuses.length > 0 ? query.statuses.join(',') : null,
+          label: query.labels,
+          q: query.search?.trim(),
+          limit: query.limit,
+          cursor: query.cursor
+        },
+        signal
+      ),
+    fleetSummary: (signal?: AbortSignal) => get(fleetSummarySchema, '/fleet/summary', {}, signal),
     client: (id: string, signal?: AbortSignal) => get(clientDetailSchema, clientPath(id), {}, signal),
     uptime: (id: string, bucket: 'hour' | 'day', signal?: AbortSignal) =>
       get(uptimeSchema, `${clientPath(id)}/uptime`, { bucket }, signal),
@@ -116,6 +147,8 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
     fleetTimeline: (before?: number | null, limit = 50, signal?: AbortSignal) =>
       get(timelinePageSchema, '/timeline', { before, limit }, signal),
     models: (signal?: AbortSignal) => get(modelListSchema, '/models', {}, signal).then((r) => r.items),
+    modelPage: (hostsLimit: number, hostsCursor?: string | null, signal?: AbortSignal) =>
+      get(modelPageSchema, '/models', { hosts_limit: hostsLimit, hosts_cursor: hostsCursor }, signal),
     events: (query: EventQuery, signal?: AbortSignal) =>
       get(eventPageSchema, '/events', eventQuery(query), signal),
     clientState: (id: string, at: string, signal?: AbortSignal) =>

@@ -3,7 +3,9 @@ import { clientDetail, clientSummary } from '$lib/testing/fixtures';
 import {
   clientDetailSchema,
   clientListSchema,
+  clientPageSchema,
   eventPageSchema,
+  fleetSummarySchema,
   liveModelSchema,
   serverInfoSchema,
   uptimeSchema
@@ -14,6 +16,28 @@ describe('response schemas', () => {
     const parsed = clientListSchema.parse({ items: [{ ...clientSummary(), future_field: 1 }], extra: true });
     expect(parsed.items[0]?.hostname).toBe('gpu-01.lab');
     expect(parsed.items[0]).not.toHaveProperty('future_field');
+  });
+
+  it('accepts a page of clients; counts by status default to zero', () => {
+    const parsed = clientPageSchema.parse({
+      items: [clientSummary()],
+      next_cursor: null,
+      matched: 1,
+      total: 7,
+      counts: { online: 1, offline: 6 }
+    });
+    expect(parsed.counts).toEqual({
+      online: 1,
+      degraded: 0,
+      offline: 6,
+      stopped: 0,
+      unknown: 0,
+      decommissioned: 0
+    });
+    const bad = clientPageSchema.safeParse({ items: [], next_cursor: 3, matched: 0, total: 0, counts: {} });
+    expect(bad.error?.issues[0]?.path).toEqual(['next_cursor']);
+    const negative = fleetSummarySchema.safeParse({ total: 1, counts: { online: -1 }, labels: [] });
+    expect(negative.error?.issues[0]?.path).toEqual(['counts', 'online']);
   });
 
   it('accepts a client detail with null optional facts', () => {

@@ -83,6 +83,32 @@ export type ClientDetail = z.infer<typeof clientDetailSchema>;
 
 export const clientListSchema = z.object({ items: z.array(clientSummarySchema) });
 
+/** Clients by status across the whole fleet (every status present, zeros included). */
+export const statusCountsSchema = z.object(
+  Object.fromEntries(STATUSES.map((s) => [s, z.number().int().nonnegative().default(0)])) as Record<
+    Status,
+    z.ZodDefault<z.ZodNumber>
+  >
+);
+export type StatusCounts = z.infer<typeof statusCountsSchema>;
+
+/** A page of GET /clients?limit=..., sorted and filtered on the server. */
+export const clientPageSchema = z.object({
+  items: z.array(clientSummarySchema),
+  next_cursor: z.string().nullable(),
+  matched: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  counts: statusCountsSchema
+});
+export type ClientPage = z.infer<typeof clientPageSchema>;
+
+export const fleetSummarySchema = z.object({
+  total: z.number().int().nonnegative(),
+  counts: statusCountsSchema,
+  labels: z.array(z.string())
+});
+export type FleetSummary = z.infer<typeof fleetSummarySchema>;
+
 export const uptimeBucketSchema = z.object({
   start: isoTime,
   end: isoTime,
@@ -139,6 +165,20 @@ export const modelAvailabilitySchema = z.object({
 export type ModelAvailability = z.infer<typeof modelAvailabilitySchema>;
 
 export const modelListSchema = z.object({ items: z.array(modelAvailabilitySchema) });
+
+/** GET /models?hosts_limit=...: fleet-wide counts per model, hosts among one page of hosts. */
+export const modelPageSchema = z.object({
+  items: z.array(
+    modelAvailabilitySchema.extend({
+      hosts_count: z.number().int().nonnegative(),
+      digest_counts: z.record(z.string(), z.number().int().nonnegative())
+    })
+  ),
+  hosts: z.array(z.object({ client_id: z.string(), hostname: z.string() })),
+  hosts_total: z.number().int().nonnegative(),
+  next_hosts_cursor: z.string().nullable()
+});
+export type ModelPage = z.infer<typeof modelPageSchema>;
 
 export const eventSchema = z.object({
   position: z.number().int(),

@@ -1,123 +1,50 @@
 import { describe, expect, it } from 'vitest';
-import { clientSummary } from '$lib/testing/fixtures';
-import {
-  applyQuery,
-  compareVersions,
-  countByStatus,
-  DEFAULT_QUERY,
-  labelOptions,
-  type TableQuery
-} from './table';
+import { DEFAULT_QUERY, pageRequest, sameQuery, type TableQuery } from './table';
 
-const fleet = [
-  clientSummary({
-    client_id: 'a',
-    hostname: 'alpha',
-    status: 'online',
-    labels: { env: 'prod' },
-    uptime_24h: 0.99,
-    last_seen: '2026-11-27T12:00:00Z'
-  }),
-  clientSummary({
-    client_id: 'b',
-    hostname: 'bravo',
-    status: 'offline',
-    labels: { env: 'lab' },
-    uptime_24h: 0.5,
-    last_seen: '2026-11-27T11:00:00Z',
-    ollama: { reachable: false, version: '0.10.1', error: null, latency_ms: null }
-  }),
-  clientSummary({
-    client_id: 'c',
-    hostname: 'charlie',
-    status: 'degraded',
-    labels: { env: 'prod', gpu: 'a100' },
-    uptime_24h: null,
-    last_seen: null,
-    models_count: 7
-  }),
-  clientSummary({
-    client_id: 'd',
-    hostname: 'delta',
-    status: 'online',
-    labels: {},
-    uptime_24h: 1,
-    last_seen: '2026-11-27T11:59:00Z',
-    ollama: { reachable: true, version: '0.5.7', error: null, latency_ms: 1 }
-  })
-];
-const q = (overrides: Partial<TableQuery>): TableQuery => ({ ...DEFAULT_QUERY, ...overrides });
-const hosts = (query: Partial<TableQuery>) => applyQuery(fleet, q(query)).map((c) => c.hostname);
-
-describe('clients table query', () => {
-  it('sorts worst status first by default, then by hostname', () => {
-    expect(hosts({})).toEqual(['bravo', 'charlie', 'alpha', 'delta']);
-  });
-
-  it('filters by status', () => {
-    expect(hosts({ statuses: ['online'] })).toEqual(['alpha', 'delta']);
-  });
-
-  it('filters by every chosen label', () => {
-    expect(hosts({ labels: ['env=prod'] })).toEqual(['charlie', 'alpha']);
-    expect(hosts({ labels: ['env=prod', 'gpu=a100'] })).toEqual(['charlie']);
-  });
-
-  it('searches hostname, labels and versions, all terms required', () => {
-    expect(hosts({ search: 'BRA' })).toEqual(['bravo']);
-    expect(hosts({ search: 'gpu=a100' })).toEqual(['charlie']);
-    expect(hosts({ search: '0.5.7' })).toEqual(['delta']);
-    expect(hosts({ search: 'prod charlie' })).toEqual(['charlie']);
-    expect(hosts({ search: 'prod zulu' })).toEqual([]);
-  });
-
-  it('sorts by hostname both ways', () => {
-    expect(hosts({ sort: 'hostname' })).toEqual(['alpha', 'bravo', 'charlie', 'delta']);
-    expect(hosts({ sort: 'hostname', direction: 'desc' })).toEqual(['delta', 'charlie', 'bravo', 'alpha']);
-  });
-
-  it('sorts by last seen, most recent first, never-seen last', () => {
-    expect(hosts({ sort: 'last_seen' })).toEqual(['alpha', 'delta', 'bravo', 'charlie']);
-  });
-
-  it('sorts by uptime with unknown uptime lowest', () => {
-    expect(hosts({ sort: 'uptime' })).toEqual(['charlie', 'bravo', 'alpha', 'delta']);
-  });
-
-  it('sorts Ollama versions numerically', () => {
-    expect(hosts({ sort: 'version' })).toEqual(['delta', 'alpha', 'charlie', 'bravo']);
-    expect(compareVersions('0.10.1', '0.9.3')).toBeGreaterThan(0);
-    expect(compareVersions(null, '0.1')).toBeLessThan(0);
-  });
-
-  it('does not mutate its input', () => {
-    const before = fleet.map((c) => c.client_id);
-    applyQuery(fleet, q({ sort: 'hostname', direction: 'desc' }));
-    expect(fleet.map((c) => c.client_id)).toEqual(before);
-  });
-
-  it('filters a 1,000-client fleet', () => {
-    const many = Array.from({ length: 1000 }, (_, i) =>
-      clientSummary({ client_id: `h${i}`, hostname: `host-${i}`, status: i % 7 === 0 ? 'offline' : 'online' })
-    );
-    expect(applyQuery(many, q({ search: 'host-99' }))).toHaveLength(11);
-    expect(applyQuery(many, q({ statuses: ['offline'] }))).toHaveLength(143);
-  });
-});
-
-describe('fleet summaries', () => {
-  it('counts clients by status', () => {
-    expect(countByStatus(fleet)).toEqual({
-      online: 2,
-      degraded: 1,
-      offline: 1,
-      stopped: 0,
-      unknown: 0,
-      decommissioned: 0
+describe('fleet table query', () => {
+  it('asks the server for the first page, sorted by status', () => {
+    expect(pageRequest(DEFAULT_QUERY)).toEqual({
+      sort: 'status',
+      order: 'asc',
+      statuses: [],
+      labels: [],
+      search: '',
+      limit: 100,
+      cursor: null
     });
   });
 
-  it('lists distinct labels sorted', () => {
-    expect(labelOptions(fleet)).toEqual(['env=lab', 'env=prod', 'gpu=a100']);
+  it('maps columns to server fields and passes filters and the cursor', () => {
+    const query: TableQuery = {
+      search: '  gpu 0.1 ',
+      statuses: ['offline', 'degraded'],
+      labels: ['env=prod'],
+      sort: 'version',
+      direction: 'desc'
+    };
+    expect(pageRequest(query, 'abc', 25)).toEqual({
+      sort: 'ollama_version',
+      order: 'desc',
+      statuses: ['offline', 'degraded'],
+      labels: ['env=prod'],
+      search: 'gpu 0.1',
+      limit: 25,
+      cursor: 'abc'
+    });
+    expect(pageRequest({ ...query, sort: 'uptime', direction: 'asc' }).sort).toBe('uptime_24h');
+    expect(pageRequest({ ...query, sort: 'models' }).sort).toBe('models_count');
+    expect(pageRequest({ ...query, sort: 'loaded' }).sort).toBe('loaded_count');
+  });
+
+  it('shows the most recently seen first when "last seen" is ascending', () => {
+    expect(pageRequest({ ...DEFAULT_QUERY, sort: 'last_seen', direction: 'asc' }).order).toBe('desc');
+    expect(pageRequest({ ...DEFAULT_QUERY, sort: 'last_seen', direction: 'desc' }).order).toBe('asc');
+  });
+
+  it('tells queries that ask for other rows apart', () => {
+    expect(sameQuery(DEFAULT_QUERY, { ...DEFAULT_QUERY, search: ' ' })).toBe(true);
+    expect(sameQuery(DEFAULT_QUERY, { ...DEFAULT_QUERY, search: 'a' })).toBe(false);
+    expect(sameQuery(DEFAULT_QUERY, { ...DEFAULT_QUERY, statuses: ['online'] })).toBe(false);
+    expect(sameQuery(DEFAULT_QUERY, { ...DEFAULT_QUERY, direction: 'desc' })).toBe(false);
   });
 });

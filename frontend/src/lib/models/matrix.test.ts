@@ -27,6 +27,16 @@ describe('model matrix', () => {
     expect(row.cells.get('a')?.host.loaded).toBe(true);
   });
 
+  it('judges drift by the fleet-wide digest counts when the server sends them', () => {
+    // On this page of hosts 222 is the majority; across the fleet 111 is.
+    const paged = [{ ...models[0]!, digest_counts: { 'sha256:111': 900, 'sha256:222': 3 } }];
+    paged[0]!.hosts = paged[0]!.hosts.filter((h) => h.client_id === 'c');
+    const row = buildMatrix(paged, all).rows[0]!;
+    expect(row.majorityDigest).toBe('sha256:111');
+    expect(row.cells.get('c')?.drifted).toBe(true);
+    expect(majorityDigest([], { 'sha256:b': 2, 'sha256:a': 2 })).toBe('sha256:a');
+  });
+
   it('filters to drifting, loaded or matching models', () => {
     expect(buildMatrix(models, { ...all, driftOnly: true }).rows.map((r) => r.model.name)).toEqual([
       'llama3'

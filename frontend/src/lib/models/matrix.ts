@@ -25,9 +25,15 @@ export interface Matrix {
   rows: MatrixRow[];
 }
 
-export function majorityDigest(hosts: readonly ModelHost[]): string | null {
+/** The most common digest: from the server's fleet-wide `digestCounts` when given (a page of
+ * hosts is not the fleet), else from the hosts at hand. */
+export function majorityDigest(
+  hosts: readonly ModelHost[],
+  digestCounts?: Readonly<Record<string, number>>
+): string | null {
   const counts = new Map<string, number>();
-  for (const h of hosts) counts.set(h.digest, (counts.get(h.digest) ?? 0) + 1);
+  if (digestCounts) for (const [digest, n] of Object.entries(digestCounts)) counts.set(digest, n);
+  else for (const h of hosts) counts.set(h.digest, (counts.get(h.digest) ?? 0) + 1);
   let best: string | null = null;
   let bestCount = 0;
   for (const [digest, count] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
@@ -45,7 +51,9 @@ export interface MatrixFilter {
   loadedOnly: boolean;
 }
 
-export function buildMatrix(models: readonly ModelAvailability[], filter: MatrixFilter): Matrix {
+type MatrixModel = ModelAvailability & { digest_counts?: Record<string, number> };
+
+export function buildMatrix(models: readonly MatrixModel[], filter: MatrixFilter): Matrix {
   const term = filter.search.trim().toLowerCase();
   const rows: MatrixRow[] = [];
   const hosts = new Map<string, MatrixHost>();
@@ -54,7 +62,7 @@ export function buildMatrix(models: readonly ModelAvailability[], filter: Matrix
     if (filter.loadedOnly && model.loaded_count === 0) continue;
     const hostMatch = (h: ModelHost) => h.hostname.toLowerCase().includes(term);
     if (term && !model.name.toLowerCase().includes(term) && !model.hosts.some(hostMatch)) continue;
-    const majority = majorityDigest(model.hosts);
+    const majority = majorityDigest(model.hosts, model.digest_counts);
     const cells = new Map<string, MatrixCell>();
     for (const host of model.hosts) {
       cells.set(host.client_id, { host, drifted: model.drift && host.digest !== majority });
