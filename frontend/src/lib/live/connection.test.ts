@@ -113,7 +113,7 @@ describe('LiveConnection', () => {
     expect(get(live.retryInMs)).toBe(30_000);
   });
 
-  it('asks pages to resync after a reconnect, not on the first connect', () => {
+  it('asks pages to resync after a reconnect when nothing had arrived to resume from', () => {
     const resync = vi.fn();
     live.on('resync', resync);
     live.start();
@@ -152,6 +152,68 @@ describe('LiveConnection', () => {
     latest().open();
     latest().send('reset', {});
     expect(resync).toHaveBeenCalledTimes(1);
+  });
+
+  it('resumes after the last id on reconnect, with nothing to reload', () => {
+    const resync = vi.fn();
+    const received = vi.fn();
+    live.on('resync', resync);
+    live.on('client', received);
+    live.start();
+    latest().open();
+    latest().send('client', clientSummary({ status: 'online' }), '41');
+    latest().fail();
+    vi.advanceTimersByTime(1000);
+    expect(latest().url).toBe('/api/v1/live?last_event_id=41');
+    latest().open();
+    latest().send('client', clientSummary({ status: 'offline' }), '44');
+    expect(resync).not.toHaveBeenCalled();
+    expect(received).toHaveBeenCalledTimes(2);
+    expect(live.lastPosition).toBe(44);
+  });
+
+  it('takes the position of a reset and reloads', () => {
+    const resync = vi.fn();
+    live.on('resync', resync);
+    live.start();
+    latest().open();
+    latest().send('reset', {}, '90');
+    expect(resync).toHaveBeenCalledTimes(1);
+    expect(live.lastPosition).toBe(90);
+  });
+
+  it('passes counts on', () => {
+    const counts = vi.fn();
+    live.on('counts', counts);
+    live.start();
+    latest().open();
+    latest().send('counts', { position: 7, total: 3, by_status: { online: 2, offline: 1 } }, '7');
+    latest().send('counts', { position: 8, total: -1, by_status: {} }, '8');
+    expect(counts).toHaveBeenCalledTimes(1);
+    expect(counts.mock.calls[0]?.[0]).toMatchObject({ total: 3, by_status: { online: 2 } });
+  });
+
+  it('watches what the page shows, reconnecting at once when that changes', () => {
+    const resync = vi.fn();
+    live.on('resync', resync);
+    live.setWatch(['counts', 'client:a']);
+    live.start();
+    expect(latest().url).toBe('/api/v1/live?watch=client%3Aa%2Ccounts');
+    latest().open();
+    latest().send('client', clientSummary(), '20');
+
+    live.setWatch(['client:a', 'counts']); // the same set: nothing to do
+    expect(sources).toHaveLength(1);
+
+    live.setWatch(['client:b', 'counts']);
+    expect(sources[0]!.closed).toBe(true);
+    expect(latest().url).toBe('/api/v1/live?watch=client%3Ab%2Ccounts&last_event_id=20');
+    latest().open();
+    live.setWatch(null);
+    expect(latest().url).toBe('/api/v1/live?last_event_id=20');
+    latest().open();
+    expect(resync).not.toHaveBeenCalled();
+    expect(get(live.state)).toBe('live');
   });
 
   it('stops retrying once stopped', () => {

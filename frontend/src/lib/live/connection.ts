@@ -1,13 +1,28 @@
 // The dashboard's single subscription to /api/v1/live (Server-Sent Events). It validates each
-// message, hands it to subscribers, and reconnects with backoff when the stream drops; after a
-// reconnect it announces `resync`, because a fresh EventSource cannot resume by Last-Event-ID
-// and pages must reload what they show.
+// message, hands it to subscribers, and reconnects with backoff when the stream drops. Every
+// message's id is a watermark (everything watched up to that position has been sent), so a
+// reconnect resumes from the last one (`?last_event_id=`, as a fresh EventSource cannot set
+// the header) and nothing is lost; pages reload (`resync`) only when the server says `reset`
+// or when nothing had arrived before the stream dropped.
 import { writable, type Readable } from 'svelte/store';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { API_BASE } from '$lib/api/client';
 import { clientSummarySchema, liveModelSchema, timelineEntrySchema } from '$lib/api/schemas';
-import type { ClientSummary, LiveModel, TimelineEntry } from '$lib/api/schemas';
+import type { ClientSummary, LiveModel, Status, TimelineEntry } from '$lib/api/schemas';
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff';
+
+/** `event: counts`: clients by status across the fleet, as of `position`. */
+export const liveCountsSchema = z.object({
+  position: z.number().int(),
+  total: z.number().int().nonnegative(),
+  // Keyed by status; a status this dashboard does not know yet is carried, not refused.
+  by_status: z.record(z.string(), z.number().int().nonnegative())
+});
+export interface LiveCounts {
+  position: number;
+  total: number;
+  by_status: Partial<Record<Status, number>>;
+}
 
 export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
@@ -15,7 +30,8 @@ export interface LiveEvents {
   client: ClientSummary;
   model: LiveModel;
   timeline: TimelineEntry;
-  /** The server could not resume, or we reconnected: reload everything from the API. */
+  counts: LiveCounts;
+  /** What the page shows may have changed unseen: reload it from the API. */
   resync: null;
 }
 
@@ -39,7 +55,13 @@ export interface LiveOptions {
   onInvalid?: (type: string, error: z.ZodError) => void;
 }
 
-const schemas = { client: clientSummarySchema, model: liveModelSchema, timeline: timelineEntrySchema };
+const schemas = {
+  client: clientSummarySchema,
+  model: liveModelSchema,
+  timeline: timelineEntrySchema,
+  counts: liveCountsSchema
+};
+type MessageType = keyof typeof schemas;
 
 export class LiveConnection {
   readonly state: Readable<LiveState>;
@@ -53,6 +75,8 @@ export class LiveConnection {
   private attempt = 0;
   private everConnected = false;
   private running = false;
+  private watching: string | null = null;
+  /** The last message id (a position): where a reconnect resumes. */
   lastPosition: number | null = null;
 
   constructor(private readonly options: LiveOptions = {}) {
@@ -80,6 +104,33 @@ export class LiveConnection {
     this.connect();
   }
 
+  /**
+   * What the page shows, as `watch` items (clients, client:<id>, timeline, timeline:<id>,
+   * models, counts); null for everything. A change reconnects at once, resuming from the last
+   * id; the server sends every named client as it is now, so a page that sets its watch
+   * before loading (or right after, for rows it just loaded) misses nothing.
+   */
+  setWatch(items: readonly string[] | null): void {
+    const next = items === null ? null : [...new Set(items)].sort().join(',');
+    if (next === this.watching) return;
+    this.watching = next;
+    if (this.running && this.source) {
+      this.source.close();
+      this.source = null;
+      this.connect();
+    }
+  }
+
+  /** The stream's address: what is watched, and where to resume. */
+  url(): string {
+    const params = new URLSearchParams();
+    if (this.watching !== null) params.set('watch', this.watching);
+    if (this.lastPosition !== null) params.set('last_event_id', String(this.lastPosition));
+    const query = params.toString();
+    const base = this.options.url ?? `${API_BASE}/live`;
+    return query ? `${base}${base.includes('?') ? '&' : '?'}${query}` : base;
+  }
+
   stop(): void {
     this.running = false;
     this.clearRetry();
@@ -96,16 +147,17 @@ export class LiveConnection {
     this.setState(this.everConnected || this.attempt > 0 ? 'reconnecting' : 'connecting');
     this.setRetry(null);
     const create = this.options.createSource ?? ((url: string) => new EventSource(url));
-    const source = create(this.options.url ?? `${API_BASE}/live`);
+    const source = create(this.url());
     this.source = source;
 
     source.onopen = () => {
       if (this.source !== source) return;
-      const resumed = this.everConnected || this.attempt > 0;
+      // Without a position to resume from, what happened meanwhile is unknown: reload.
+      const unknown = (this.everConnected || this.attempt > 0) && this.lastPosition === null;
       this.attempt = 0;
       this.everConnected = true;
       this.setState('live');
-      if (resumed) this.emit('resync', null, null);
+      if (unknown) this.emit('resync', null, null);
     };
     source.onerror = () => {
       if (this.source !== source) return;
@@ -114,15 +166,24 @@ export class LiveConnection {
       this.source = null;
       this.scheduleReconnect();
     };
-    for (const type of ['client', 'model', 'timeline'] as const) {
+    for (const type of ['client', 'model', 'timeline', 'counts'] as const) {
       source.addEventListener(type, (event) => this.receive(type, event));
     }
-    source.addEventListener('reset', () => this.emit('resync', null, null));
+    source.addEventListener('reset', (event) => {
+      this.track(event);
+      this.emit('resync', null, null);
+    });
   }
 
-  private receive(type: 'client' | 'model' | 'timeline', event: MessageEvent): void {
+  private track(event: MessageEvent): number | null {
     const position = event.lastEventId ? Number(event.lastEventId) : null;
-    if (position !== null && !Number.isNaN(position)) this.lastPosition = position;
+    if (position === null || !Number.isSafeInteger(position)) return null;
+    this.lastPosition = position;
+    return position;
+  }
+
+  private receive(type: MessageType, event: MessageEvent): void {
+    const position = this.track(event);
     let body: unknown;
     try {
       body = JSON.parse(String(event.data));
