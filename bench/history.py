@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,13 +26,31 @@ from obt.store.sqlite import SQLiteStore
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def bench_secret(client: int) -> str:
+    """The agent secret of client N when its history is written `with_secrets`."""
+    return f"bench-secret-{client:06d}-0123456789abcdef"
+
+
+def bench_session(client: int) -> str:
+    return str(uuid.UUID(int=client + 1))
+
+
 def client_history(
-    client: int, count: int, start: datetime = T0, step_s: float = 10, stop: bool = False
+    client: int,
+    count: int,
+    start: datetime = T0,
+    step_s: float = 10,
+    stop: bool = False,
+    with_secrets: bool = False,
 ) -> list[tuple[Event, datetime]]:
     """`count` events of one client: registration, models, then heartbeats every `step_s`,
-    with Ollama outages and an occasional timeout."""
+    with Ollama outages and an occasional timeout. `with_secrets`: registered with
+    `bench_secret(client)`, so a load generator can send its heartbeats."""
     cid = f"bench-{client:05d}"
-    session = str(uuid.UUID(int=client + 1))
+    session = bench_session(client)
+    secret_sha256 = (
+        hashlib.sha256(bench_secret(client).encode()).hexdigest() if with_secrets else "0" * 64
+    )
     at = start + timedelta(seconds=client % 10)
     out: list[tuple[Event, datetime]] = [
         (
@@ -43,7 +62,7 @@ def client_history(
                 labels={"rack": str(client % 8)},
                 ollama={"installed": True, "version": "0.5.7", "base_url": "", "reachable": True},
                 session_id=session,
-                secret_sha256="0" * 64,
+                secret_sha256=secret_sha256,
             ),
             at,
         )
@@ -110,11 +129,14 @@ async def write_history(
     start: datetime = T0,
     step_s: float = 10,
     stop: bool = False,
+    with_secrets: bool = False,
 ) -> int:
     """Write every client's history, interleaved in time as a live fleet's would be."""
     store = SQLiteStore(path, make_codec())
     await store.open()
-    histories = [client_history(c, per_client, start, step_s, stop) for c in range(clients)]
+    histories = [
+        client_history(c, per_client, start, step_s, stop, with_secrets) for c in range(clients)
+    ]
     chunk = 50
     try:
         for offset in range(0, per_client, chunk):
