@@ -103,8 +103,13 @@ class AgentTransport:
                     reply = reply.model_copy(
                         update={"next_in_s": channel.welcome.heartbeat_interval_s}
                     )
+                log_event(
+                    self._log, logging.DEBUG, "heartbeat_sent", seq=body.get("seq"), via="channel"
+                )
                 return reply
-        return await self.http.heartbeat(client_id, secret, body)
+        reply = await self.http.heartbeat(client_id, secret, body)
+        log_event(self._log, logging.DEBUG, "heartbeat_sent", seq=body.get("seq"), via="http")
+        return reply
 
     async def put_models(
         self,
