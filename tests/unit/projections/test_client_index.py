@@ -196,3 +196,35 @@ async def test_cursors_are_checked(fleet: Fleet) -> None:
     rank = encode_cursor("status", "asc", ("x", "h", "c"))
     with pytest.raises(InvalidCursor):
         index.page(ClientQuery(sort="status", limit=2, cursor=rank), now)
+
+
+async def test_an_idle_heartbeat_ordering_is_dropped_and_built_again(fleet: Fleet) -> None:
+    await mixed_fleet(fleet, 8)
+    read = ReadModels(fleet.store, projector(fleet))
+    query = ClientQuery(sort="last_seen", order="desc")
+
+    async def newest_first() -> list[str]:
+        return [c["client_id"] for c in (await read.client_page(query, fleet.clock.now()))["items"]]
+
+    await newest_first()
+    fleet.clock.advance(180)  # nobody sorted by last_seen for three minutes
+    await fleet.heartbeat("c05")
+    await fleet.project()
+    await read.fleet_counts(fleet.clock.now())  # a sync: the idle ordering goes
+    fleet.clock.advance(1)
+    await fleet.heartbeat("c00")
+    await fleet.project()
+    assert (await newest_first())[:2] == ["c00", "c05"]
+    assert await newest_first() == fresh_index(fleet).page(query, fleet.clock.now()).ids
+
+
+async def test_among_restricts_to_given_clients(fleet: Fleet) -> None:
+    await mixed_fleet(fleet, 8)
+    index = fresh_index(fleet)
+    now = fleet.clock.now()
+    page = index.page(ClientQuery(among=frozenset({"c06", "c02", "gone"}), limit=1), now)
+    assert (page.ids, page.matched) == (["c02"], 2)
+    rest = index.page(
+        ClientQuery(among=frozenset({"c06", "c02"}), limit=1, cursor=page.next_cursor), now
+    )
+    assert (rest.ids, rest.next_cursor) == (["c06"], None)
