@@ -190,28 +190,21 @@ class OllamaClient:
 
     async def delete(self, model: str) -> None:
         """`DELETE /api/delete`; a 404 (no such model) and any other error raise OllamaRefused."""
-        url = self.base_url + "/api/delete"
-        try:
-            async with self._session.delete(
-                url, json={"model": model}, timeout=self._timeout
-            ) as response:
-                body = await response.read()
-                if response.status >= 400:
-                    raise OllamaRefused(_error_text(body))
-        except TimeoutError:
-            raise OllamaUnavailable(
-                f"no answer from /api/delete within {self._timeout_s:g} s"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise OllamaUnavailable(f"cannot connect to {self.base_url}: {exc.os_error}") from None
-        except aiohttp.ClientError as exc:
-            raise OllamaUnavailable(f"/api/delete failed: {type(exc).__name__}: {exc}") from None
+        await self._request("DELETE", "/api/delete", {"model": model}, refused=True)
 
-    async def _request(self, method: str, path: str) -> bytes:
+    async def _request(
+        self, method: str, path: str, json_body: Any = None, refused: bool = False
+    ) -> bytes:
+        """The answer's body; an error answer raises OllamaUnavailable, or with `refused`
+        OllamaRefused with Ollama's own text (a model operation Ollama said no to)."""
         url = self.base_url + path
         try:
-            async with self._session.request(method, url, timeout=self._timeout) as response:
+            async with self._session.request(
+                method, url, json=json_body, timeout=self._timeout
+            ) as response:
                 body = await response.read()
+                if response.status >= 400 and refused:
+                    raise OllamaRefused(_error_text(body))
                 if response.status >= 400:
                     raise OllamaUnavailable(
                         f"HTTP {response.status} from {path}: {_error_text(body)}"
