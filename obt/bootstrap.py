@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import gc
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from obt.commands.repository import ClientRepository
 from obt.domain.events import LATEST_SCHEMA_VERSIONS
 from obt.domain.liveness import LivenessPolicy
 from obt.domain.upcasters import UPCASTERS
-from obt.errors import OBTError
+from obt.errors import OBTError, StoreUnavailable
 from obt.live import LiveHub, status_counts
 from obt.metrics import Metrics
 from obt.projections.client_state import ClientStateProjector
@@ -37,6 +38,10 @@ from obt.store.ports import Store
 from obt.store_monitor import StoreMonitor
 
 log = logging.getLogger(__name__)
+
+# Longer than MongoDB's default transaction lifetime (60 s): a start waits that out at worst.
+START_RETRY_S = 90.0
+START_RETRY_PAUSE_S = 1.0
 
 
 class SystemClock:
@@ -80,7 +85,14 @@ def make_store(settings: Settings, codec: EventCodec) -> Store:
         from obt.store.mongodb import MongoStore  # only needed, and importable, on demand
 
         assert settings.mongodb_uri is not None
-        return MongoStore(settings.mongodb_uri, settings.mongodb_db, codec)
+        return MongoStore(
+            settings.mongodb_uri,
+            settings.mongodb_db,
+            codec,
+            instance_name=settings.instance,
+            # A dead instance's open transaction is aborted within the lease TTL (docs/scale.md).
+            instance_expire_s=settings.lease_ttl_s / 2,
+        )
     from obt.store.sqlite import SQLiteStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +127,7 @@ class OBT:
 
     async def start(self, *, scheduler: bool = True) -> None:
         """Record the start, bring projections and the aggregate cache up to date, run."""
-        await self.lifecycle.record_start(self.clock.now())
+        await self._record_start()
         await self.runner.start()
         # The live feed can resume subscribers from every change the catch-up reports.
         self.live.begin(max(self.runner.positions.values(), default=0))
@@ -135,6 +147,26 @@ class OBT:
         if scheduler:
             self.scheduler.start(self.clock.now())
         self.started = True
+
+    async def _record_start(self) -> None:
+        """Record the start, waiting while the log refuses it rather than exiting: another
+        instance killed inside a transaction holds the log until its sessions are killed
+        (within OBT_LEASE_TTL_S) or, without that, until MongoDB's transaction lifetime ends."""
+        deadline = time.monotonic() + START_RETRY_S
+        while True:
+            try:
+                await self.lifecycle.record_start(self.clock.now())
+                return
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning(
+                    "the store does not take this server's start yet; retrying in %.0f s "
+                    "(an instance that died inside a transaction may hold the log): %s",
+                    START_RETRY_PAUSE_S,
+                    exc,
+                )
+                await asyncio.sleep(START_RETRY_PAUSE_S)
 
     async def stop(self, reason: str = "shutdown") -> None:
         self.scheduler.shutdown()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +47,11 @@ class Settings(BaseSettings):
     # full: every acknowledged event survives power loss (one fsync per group commit);
     # normal: survives any process crash, may lose the last commits on power loss.
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    # Several instances on one MongoDB: the jobs that must run once run on the holder of a
+    # lease with this TTL; an instance silent for half of it counts as dead (see docs/scale.md).
+    lease_ttl_s: float = Field(10.0, ge=1, le=600)
+    # This instance's name in the instance registry, the lease and MongoDB's client metadata.
+    instance_name: str = Field("", pattern=r"^[A-Za-z0-9._-]{0,64}$")
 
     @field_validator("enrollment_token", "admin_token")
     @classmethod
@@ -69,6 +76,11 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def instance(self) -> str:
+        """OBT_INSTANCE_NAME, or host-pid: unique among the instances sharing one store."""
+        return self.instance_name or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def sqlite_path(self) -> Path:

@@ -27,6 +27,7 @@ from obt.errors import (
 )
 from obt.store.archive_mongodb import MongoArchive
 from obt.store.codec import EventCodec, to_timestamp
+from obt.store.mongodb_instances import InstanceRegistry
 from obt.store.mongodb_writer import AppendJob, append_batch
 from obt.store.ports import (
     AppendResult,
@@ -72,6 +73,8 @@ class MongoStore:
         codec: EventCodec | None = None,
         *,
         server_selection_timeout_ms: int = 5000,
+        instance_name: str = "obt",
+        instance_expire_s: float = 5.0,
     ) -> None:
         self._uri = uri
         self._hosts = hosts_of(uri)
@@ -83,6 +86,11 @@ class MongoStore:
         self._writer: asyncio.Task[None] | None = None
         self._head = 0
         self._appended = asyncio.Condition()
+        self.instance_name = instance_name
+        self._instance_expire_s = instance_expire_s
+        self._instances: InstanceRegistry | None = None
+        self._instances_stop = asyncio.Event()
+        self._instances_task: asyncio.Task[None] | None = None
 
     @property
     def _db(self) -> AsyncDatabase[dict[str, Any]]:
@@ -100,7 +108,7 @@ class MongoStore:
             # A server that accepts a request and never answers must not hang it forever.
             socketTimeoutMS=max(10_000, 2 * self._timeout_ms),
             tz_aware=True,
-            appname="obt",
+            appname=f"obt/{self.instance_name}",  # names this instance in the server's logs
         )
         try:
             hello = await client.admin.command("hello")
@@ -111,6 +119,11 @@ class MongoStore:
             self._client = client
             await self._create_indexes()
             self._head = await self.head()
+            self._instances = InstanceRegistry(
+                client[self._db_name], name=self.instance_name, expire_s=self._instance_expire_s
+            )
+            # Sweep once now: a restart right after a crash frees what the dead run held.
+            await self._instances.sweep(await self._instances.renew())
         except PyMongoError as exc:
             self._client = None
             await client.close()
@@ -119,7 +132,10 @@ class MongoStore:
             self._client = None
             await client.close()
             raise
-        self._writer = asyncio.get_running_loop().create_task(self._write_forever())
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write_forever())
+        self._instances_stop.clear()
+        self._instances_task = loop.create_task(self._instances.run(self._instances_stop))
 
     async def _create_indexes(self) -> None:
         db = self._db
@@ -152,7 +168,7 @@ class MongoStore:
         )
         # Collections must exist before the first transaction writes to them on older servers.
         existing = set(await db.list_collection_names())
-        for name in ("counters", "streams", "checkpoints"):
+        for name in ("counters", "streams", "checkpoints", "instances"):
             if name not in existing:
                 with contextlib.suppress(PyMongoError):  # another instance created it first
                     await db.create_collection(name)
@@ -162,6 +178,13 @@ class MongoStore:
         if writer is not None:
             self._queue.put_nowait(_STOP)
             await writer
+        task, self._instances_task = self._instances_task, None
+        if task is not None:
+            self._instances_stop.set()
+            await task
+        instances, self._instances = self._instances, None
+        if instances is not None:
+            await instances.close()
         client, self._client = self._client, None
         if client is not None:
             await client.close()
@@ -173,6 +196,17 @@ class MongoStore:
         except PyMongoError as exc:
             raise self._unavailable(exc) from None
         return (time.perf_counter() - started) * 1000
+
+    def _session(self) -> contextlib.AbstractAsyncContextManager[AsyncClientSession]:
+        """A session named in this instance's record: if this process dies inside a
+        transaction, the other instances kill the session and the locks it held go free."""
+        if self._instances is None:
+            raise StoreUnavailable(f"MongoDB store at {self._hosts} is not open")
+        return self._instances.session()
+
+    @property
+    def instances(self) -> InstanceRegistry | None:
+        return self._instances
 
     def _unavailable(self, exc: PyMongoError) -> StoreUnavailable:
         kind = "unreachable" if isinstance(exc, ConnectionFailure) else "failing"
@@ -234,7 +268,7 @@ class MongoStore:
         unreachable: StoreUnavailable | None = None
         try:
             with operation_timeout(TRANSACTION_TIMEOUT_S):
-                async with self._db.client.start_session() as session:
+                async with self._session() as session:
                     outcomes, head = await session.with_transaction(transaction)
         except PyMongoError as exc:
             error = self._unavailable(exc)
@@ -386,7 +420,7 @@ class MongoStore:
 
         try:
             with operation_timeout(TRANSACTION_TIMEOUT_S):
-                async with db.client.start_session() as session:
+                async with self._session() as session:
                     removed: int = await session.with_transaction(transaction)
         except PyMongoError as exc:
             raise self._unavailable(exc) from None
@@ -489,7 +523,7 @@ class MongoStore:
     async def _transact(self, transaction: Any) -> None:
         try:
             with operation_timeout(TRANSACTION_TIMEOUT_S):
-                async with self._db.client.start_session() as session:
+                async with self._session() as session:
                     await session.with_transaction(transaction)
         except PyMongoError as exc:
             raise self._unavailable(exc) from None

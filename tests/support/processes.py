@@ -482,10 +482,13 @@ class SecantusProcess(ManagedProcess):
 
     name = "secantus"
 
-    def __init__(self, log_dir: Path, storage: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, log_dir: Path, storage: Path, *, port: int | None = None, failpoints: bool = False
+    ) -> None:
         super().__init__(log_dir)
         self.storage = storage
         self.port = port or free_port()
+        self.failpoints = failpoints  # serve `configureFailPoint` (fault-injection tests)
 
     @property
     def uri(self) -> str:
@@ -503,6 +506,7 @@ class SecantusProcess(ManagedProcess):
             str(self.storage),
             "--log-level",
             "WARNING",
+            *(["--enable-test-commands"] if self.failpoints else []),
         ]
 
     def wait_ready(self, deadline: float) -> None:

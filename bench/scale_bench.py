@@ -1,0 +1,104 @@
+"""Several OBT instances on one MongoDB stand-in: what a crash mid-append costs the others.
+
+`python -m bench.scale_bench crash`: two instances under heartbeat load (60 agents, 120
+heartbeats/s); the victim's next insert is held inside its append transaction (after the
+counter increment) and the victim is killed with SIGKILL meanwhile, so it dies holding the
+counter. Prints the survivor's longest stall and how long a restarted victim takes to answer
+/health. Run on a quiet machine; docs/scale.md records the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.integration.simulated_agent import SimulatedAgent
+from tests.support.processes import SecantusProcess, ServerProcess
+from tests.support.scale import HeartbeatLoad, block_next_insert, counter_held, instance
+
+
+def crash_once(
+    tmp: Path, agents: int, every_s: float, lease_ttl_s: float, observe_s: float
+) -> dict[str, float]:
+    secantus = SecantusProcess(tmp / "logs", tmp / "secantus", failpoints=True).start()
+    survivor = instance(tmp, secantus, "survivor", "crash", lease_ttl_s=lease_ttl_s)
+    victim = instance(tmp, secantus, "victim", "crash", lease_ttl_s=lease_ttl_s, tokens=survivor)
+    try:
+        survivor.start()
+        victim.start()
+        fleet: list[tuple[SimulatedAgent, ServerProcess]] = []
+        with survivor.client(timeout=30) as http:
+            for i in range(agents):
+                agent = SimulatedAgent(survivor, f"crash-{i}")
+                assert agent.register(http).status_code == 201
+                fleet.append((agent, survivor if i % 2 else victim))
+        load = HeartbeatLoad(fleet, every_s=every_s)
+        stop = asyncio.Event()
+        figures: dict[str, float] = {}
+
+        async def scenario() -> None:
+            runner = asyncio.create_task(load.run(stop))
+            await asyncio.sleep(3)  # the load settles
+            block_next_insert(secantus, "victim", 5000)
+            held = 0
+            while held < 3:  # the victim's append holds the counter (three probes in a row)
+                held = held + 1 if await asyncio.to_thread(counter_held, secantus, "crash") else 0
+            victim.kill()
+            killed = time.monotonic()
+            await asyncio.sleep(observe_s)
+            figures["survivor_longest_stall_s"] = load.longest_stall("survivor", killed)
+            restarted = time.monotonic()
+            figures["restart_attempts"] = await asyncio.to_thread(_restart, victim)
+            figures["restart_healthy_s"] = time.monotonic() - restarted
+            stop.set()
+            await runner
+
+        asyncio.run(scenario())
+        refused = sum(1 for a in load.acks if a.server == "survivor" and a.status != 200)
+        figures["survivor_refused"] = refused
+        return figures
+    finally:
+        for process in (victim, survivor, secantus):
+            if process.running:
+                process.kill()
+
+
+def _restart(victim: ServerProcess) -> int:
+    """Start the victim again until it serves (a start may exit while the log is held)."""
+    for attempt in range(1, 10):
+        try:
+            victim.start(60)
+            return attempt
+        except AssertionError:
+            continue
+    raise AssertionError(f"the victim did not start\n{victim.output()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", choices=["crash"])
+    parser.add_argument("--agents", type=int, default=60)
+    parser.add_argument("--every", type=float, default=0.5, help="seconds between heartbeats")
+    parser.add_argument("--lease-ttl", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--observe", type=float, default=20.0, help="seconds after the kill")
+    args = parser.parse_args()
+    results = []
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="obt-scale-") as tmp:
+            figures = crash_once(Path(tmp), args.agents, args.every, args.lease_ttl, args.observe)
+        results.append(figures)
+        print(f"run {run + 1}: " + ", ".join(f"{k}={v:.2f}" for k, v in figures.items()))
+    for key in results[0]:
+        values = [r[key] for r in results]
+        print(f"{key}: median {statistics.median(values):.2f}, max {max(values):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
