@@ -53,10 +53,11 @@ def status_counts(projector: ClientsProjector) -> dict[str, int]:
 
 
 class Subscription:
-    def __init__(self, watch: Watch, cursor: int, *, resuming: bool) -> None:
+    def __init__(self, watch: Watch, cursor: int, *, replay: bool) -> None:
         self.watch = watch
-        self.cursor = cursor  # the watermark sent (or, while resuming, to resume after)
-        self.resuming = resuming
+        self.cursor = cursor  # the watermark sent (before its first flush: to resume after)
+        self.replay = replay  # resuming: its first flush sends what changed after `cursor`
+        self.pending = True  # not flushed yet: served on its own, without waiting
         self.queue: asyncio.Queue[list[LiveMessage]] = asyncio.Queue(maxsize=QUEUE_FLUSHES)
 
     def offer(self, messages: list[LiveMessage], head: int) -> None:
@@ -123,21 +124,26 @@ class LiveHub:
     ) -> tuple[Subscription, list[LiveMessage]]:
         """A new subscription plus what to send it first: a `reset` when `last_event_id` is
         too far back (or ahead) for the index, the current counts when it watches them.
-        A resumable subscription is sent what it missed by the next flush, without delay."""
+        Without delay, a resumable subscription is then sent what it missed, and one that
+        names clients is sent each of them as it is now (a page that changed which rows it
+        shows has them all, whatever changed while it was loading them)."""
         watch = watch or Watch.everything()
         head = self.index.head
         first: list[LiveMessage] = []
         if last_event_id is not None and self.index.covers(last_event_id):
-            sub = Subscription(watch, last_event_id, resuming=True)
-            self._joined.set()
-            self._wake.set()
+            sub = Subscription(watch, last_event_id, replay=True)
         else:
-            sub = Subscription(watch, head, resuming=False)
+            sub = Subscription(watch, head, replay=False)
             if last_event_id is not None:
                 first.append(LiveMessage(head, "reset", {}))
             if watch.counts and self._counts is not None:
                 first.append(LiveMessage(head, "counts", self._counts_data(head)))
         self._subscribers.add(sub)
+        if sub.replay or watch.clients:
+            self._joined.set()
+            self._wake.set()
+        else:
+            sub.pending = False
         return sub, first
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -153,29 +159,29 @@ class LiveHub:
             await self._wake.wait()
             self._wake.clear()
             self._joined.clear()
-            await self._flush_logged(resuming_only=False)
-            # Coalescing: changes wait for the interval to pass; a resuming subscriber does not.
+            await self._flush_logged(newcomers_only=False)
+            # Coalescing: changes wait for the interval to pass; a new subscriber does not.
             until = loop.time() + self.interval_s
             while (left := until - loop.time()) > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._joined.wait(), left)
                 if self._joined.is_set():
                     self._joined.clear()
-                    await self._flush_logged(resuming_only=True)
+                    await self._flush_logged(newcomers_only=True)
 
-    async def _flush_logged(self, *, resuming_only: bool) -> None:
+    async def _flush_logged(self, *, newcomers_only: bool) -> None:
         try:
-            await self.flush(resuming_only=resuming_only)
+            await self.flush(newcomers_only=newcomers_only)
         except StoreError as exc:
             log.warning("live update postponed: %s", exc)
             self._wake.set()
 
-    async def flush(self, *, resuming_only: bool = False) -> None:
+    async def flush(self, *, newcomers_only: bool = False) -> None:
         """Send every subscriber the documents it watches that changed since it was last sent
-        anything (resuming subscribers: since their Last-Event-ID)."""
+        anything (a new one: since its Last-Event-ID, and the clients it names)."""
         head = self.index.head
         taken: dict[DocKey, int] = {}
-        if not resuming_only:
+        if not newcomers_only:
             taken, self._dirty = self._dirty, {}
         changed = sorted(
             (Pending(kind, key, position) for (kind, key), position in taken.items()),
@@ -184,12 +190,18 @@ class LiveHub:
         plans: dict[Subscription, list[Pending] | None] = {}  # None: must reload
         for sub in list(self._subscribers):
             plan: list[Pending] | None = None
-            if not sub.resuming:
-                if resuming_only:
+            if not sub.pending:
+                if newcomers_only:
                     continue
                 plan = changed
             elif self.index.covers(sub.cursor):
                 plan = self.index.since(sub.cursor)
+            elif not sub.replay:
+                plan = []  # nothing known to replay (the hub has not begun)
+            if plan is not None and sub.pending and sub.watch.clients:
+                # Named clients first, as they are now (those changed since come later anyway).
+                named = sorted(sub.watch.clients - {p.key for p in plan if p.kind == "client"})
+                plan = [Pending("client", cid, sub.cursor) for cid in named] + plan
             if plan is not None and self._surely_over_budget(sub.watch, plan):
                 plan = None  # not worth fetching: it will reload
             plans[sub] = plan
@@ -208,12 +220,12 @@ class LiveHub:
             if plan is None:
                 messages = [LiveMessage(head, "reset", {})]
             else:
-                messages = self._messages(sub.watch, plan, docs, head)
+                messages = self._messages(sub.watch, plan, docs, sub.cursor, head)
             if counts is not None and sub.watch.counts:
                 messages.append(LiveMessage(head, "counts", counts))
             sub.offer(messages, head)
             sub.cursor = max(sub.cursor, head)
-            sub.resuming = False
+            sub.pending = sub.replay = False
 
     def _surely_over_budget(self, watch: Watch, plan: list[Pending]) -> bool:
         if len(plan) <= self.budget:
@@ -231,6 +243,7 @@ class LiveHub:
         watch: Watch,
         plan: list[Pending],
         docs: Mapping[DocKey, dict[str, Any] | None],
+        cursor: int,
         head: int,
     ) -> list[LiveMessage]:
         chosen: list[tuple[int, str, dict[str, Any]]] = []
@@ -248,7 +261,7 @@ class LiveHub:
         for i, (_, kind, data) in enumerate(chosen):
             # Everything before the next message's position has been sent once this one is.
             watermark = chosen[i + 1][0] - 1 if i + 1 < len(chosen) else head
-            messages.append(LiveMessage(watermark, kind, data))
+            messages.append(LiveMessage(max(watermark, cursor), kind, data))
         return messages
 
     async def _documents(

@@ -241,3 +241,34 @@ async def test_more_than_a_page_can_take_is_a_reset(store: Store) -> None:
     await hub.flush()
     assert [m.event for m in drain(sub)] == ["reset"]
     assert [m.event for m in drain(small)] == ["client"]
+
+
+async def test_named_clients_are_sent_as_they_are_when_the_watch_begins(store: Store) -> None:
+    fleet, hub = await fleet_and_hub(store)
+    for cid in ("a", "b", "c"):
+        await fleet.register(cid)
+    await fleet.project()
+    await fleet.heartbeat("b", reachable=False)
+    await fleet.project()
+    mark = hub.index.head
+    await fleet.heartbeat("c", reachable=False)
+    await fleet.project()
+
+    fresh, first = await connect(hub, None, Watch.parse(["client:a,client:b"]))
+    assert {m.data["client_id"]: m.data["status"] for m in first} == {
+        "a": "online",
+        "b": "degraded",
+    }
+    assert all(m.id == hub.index.head > mark for m in first)
+    resumed, again = await connect(hub, mark, Watch.parse(["client:a,client:c"]))
+    assert [(m.data["client_id"], m.data["status"]) for m in again] == [
+        ("a", "online"),  # unchanged since `mark`, sent because it is named ...
+        ("c", "degraded"),  # ... then what changed after `mark`
+    ]
+    assert mark <= again[0].id < again[1].data["position"]
+    assert again[1].id == hub.index.head
+    await fleet.heartbeat("a")
+    await fleet.project()
+    await hub.flush()
+    assert [m.data["client_id"] for m in drain(fresh)] == ["a"]  # named once, then changes
+    assert [m.data["client_id"] for m in drain(resumed)] == ["a"]
