@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +49,10 @@ class Settings(BaseSettings):
     # full: every acknowledged event survives power loss (one fsync per group commit);
     # normal: survives any process crash, may lose the last commits on power loss.
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    # Heartbeats older than this that no read model needs move to the archive (daily job and
+    # `obt compact`): a number with d, h, m or s ("14d", "36h"); "0" keeps everything live.
+    heartbeat_retention: timedelta = Field(timedelta(days=14))
+    compaction_every: timedelta = Field(timedelta(days=1))
     # Several instances on one MongoDB: the jobs that must run once run on the holder of a
     # lease with this TTL; an instance silent for half of it counts as dead (see docs/scale.md).
     lease_ttl_s: float = Field(10.0, ge=1, le=600)
@@ -61,6 +67,11 @@ class Settings(BaseSettings):
         if value.strip().lower() in PLACEHOLDERS or len(value) < 16:
             raise ValueError("use a random value of at least 16 characters (not a placeholder)")
         return value
+
+    @field_validator("heartbeat_retention", "compaction_every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -93,6 +104,18 @@ class Settings(BaseSettings):
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*$")
+_UNIT_S = {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """ "14d", "36h", "90m", "3600s" or "3600" (seconds)."""
+    found = _DURATION.match(text.lower())
+    if found is None:
+        raise ValueError(f"{text!r} is not a duration: use a number with d, h, m or s (e.g. 14d)")
+    return timedelta(seconds=float(found.group(1)) * _UNIT_S[found.group(2)])
 
 
 def load_settings(**overrides: object) -> Settings:

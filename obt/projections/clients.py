@@ -66,6 +66,9 @@ class ClientsProjector(Projector):
         self.docs: dict[str, Doc] = {}
         self.live: dict[str, Liveness] = {}  # parsed once, not from the document per event
         self.revision = 0  # moves on every change to `docs`: lets readers cache what they built
+        # Moves on every change but a heartbeat in the same status (hostnames, statuses,
+        # models): for readers that do not show what heartbeats change.
+        self.shape_revision = 0
         self._changed: dict[str, int] = {}  # client -> position of its last change, this batch
         self._unsaved: set[str] = set()  # clients whose document is newer than the stored one
         self._seen: dict[str, datetime] = {}  # client -> last heartbeat, formatted at flush
@@ -82,6 +85,7 @@ class ClientsProjector(Projector):
         self.docs = {d["client_id"]: d for d in await store.find(CLIENTS)}
         self.live = {cid: liveness_of(d) for cid, d in self.docs.items() if "status" in d}
         self.revision += 1
+        self.shape_revision += 1
         for watcher in self._watchers:
             watcher.reset = True
         self._changed.clear()
@@ -127,13 +131,16 @@ class ClientsProjector(Projector):
         if moved is not None and moved != current:
             _set_liveness(doc, moved, at)
             self.live[cid] = moved
-        self._seen.pop(cid, None)
+        seen = self._seen.pop(cid, None)
+        if seen is not None:  # a heartbeat earlier in this batch: its last_seen stands
+            doc["last_seen"] = iso(seen)
         _fold(doc, event, at)
         self._touch(cid, pos)
 
     def _touch(self, cid: str, pos: int) -> None:
         self._changed[cid] = pos
         self.revision += 1
+        self.shape_revision += 1
         for watcher in self._watchers:
             watcher.shaped.add(cid)
 

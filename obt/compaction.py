@@ -1,0 +1,215 @@
+"""Compaction: heartbeats past OBT_HEARTBEAT_RETENTION that no read model needs move from the
+live log into the archive, in bounded batches, crash-safe at every step.
+
+One segment at a time: (1) the segment is written to the archive and read back and checked;
+(2) its events are removed from the log in small transactions, so appends keep flowing;
+(3) LogCompacted is appended to the system stream (its id comes from the segment id, so
+appending it twice stores it once). A crash after (1) leaves a segment that no LogCompacted
+records: `recover()` (run before every compaction and at server start) checks the segment
+again, removes whatever of it is still in the log and records it. So after recovery every event
+is in the log or in a verified segment, never in neither and never in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from obt.domain.events import SYSTEM_STREAM, LogCompacted
+from obt.errors import ArchiveError
+from obt.projections.retention import RetentionScan
+from obt.store.archive import (
+    ManifestEntry,
+    build_segment,
+    read_events,
+    segment_id_for,
+    uncompress,
+)
+from obt.store.archive_verify import compactions
+from obt.store.ports import CompactableStore, NewEvent, RecordedEvent
+
+log = logging.getLogger(__name__)
+
+# Crash points a test may stop compaction at (see `fault`).
+STEPS = ("segment_written", "events_removed_partly", "events_removed", "recorded")
+ID_NAMESPACE = uuid.UUID("1c5b7e0a-8d0f-4b52-9d43-5a0a4c2f7e61")
+
+
+@dataclass(slots=True)
+class CompactionReport:
+    horizon_position: int = 0
+    scanned: int = 0
+    removed: int = 0
+    segments: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would move" if self.dry_run else "moved"
+        text = (
+            f"scanned {self.scanned} events up to position {self.horizon_position}; "
+            f"{verb} {self.removed} heartbeats to the archive"
+        )
+        if self.segments:
+            text += f" in {len(self.segments)} segment(s)"
+        if self.recovered:
+            text += f"; finished {len(self.recovered)} interrupted compaction(s)"
+        return f"{text} ({self.seconds:.1f} s)"
+
+
+class Compactor:
+    def __init__(
+        self,
+        store: CompactableStore,
+        retention: timedelta,
+        clock: Callable[[], datetime],
+        *,
+        segment_events: int = 100_000,
+        read_batch: int = 10_000,
+        remove_batch: int = 2_000,
+        pause_s: float = 0.0,
+        fault: Callable[[str], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._archive = store.archive()
+        self.retention = retention
+        self._clock = clock
+        self._segment_events = segment_events
+        self._read_batch = read_batch
+        self._remove_batch = remove_batch
+        self._pause_s = pause_s  # between remove transactions: other writers go first
+        self._fault = fault or (lambda step: None)
+        self._lock = asyncio.Lock()
+        self.last: CompactionReport | None = None
+
+    async def run(self, *, dry_run: bool = False) -> CompactionReport:
+        now = self._clock()
+        async with self._lock:
+            started = time.perf_counter()
+            report = CompactionReport(dry_run=dry_run)
+            if not dry_run:
+                report.recovered = await self._recover()
+            report.horizon_position = await self._store.position_at(now - self.retention)
+            await self._compact(report, dry_run=dry_run)
+            report.seconds = time.perf_counter() - started
+            if not dry_run:
+                self.last = report
+            return report
+
+    async def recover(self) -> list[str]:
+        async with self._lock:
+            return await self._recover()
+
+    # the steps -----------------------------------------------------------------------------
+
+    async def _compact(self, report: CompactionReport, *, dry_run: bool) -> None:
+        records = await compactions(self._store)
+        after = records[-1].data["last_position"] if records else 0
+        scan = RetentionScan(horizon=report.horizon_position)
+        pending: list[RecordedEvent] = []
+        while after < report.horizon_position:
+            batch = await self._store.read_all(after=after, limit=self._read_batch)
+            if not batch:
+                break
+            after = batch[-1].position
+            report.scanned += len(batch)
+            scan.feed(batch)
+            pending.extend(scan.take(final=after >= report.horizon_position))
+            while len(pending) >= self._segment_events:
+                pending = await self._take(pending, report, dry_run=dry_run)
+        pending.extend(scan.take(final=True))
+        while pending:
+            pending = await self._take(pending, report, dry_run=dry_run)
+
+    async def _take(
+        self, pending: list[RecordedEvent], report: CompactionReport, *, dry_run: bool
+    ) -> list[RecordedEvent]:
+        """Archive one segment's worth of `pending`; return the rest."""
+        chunk, rest = pending[: self._segment_events], pending[self._segment_events :]
+        report.removed += len(chunk)
+        if not dry_run:
+            report.segments.append(await self._move(chunk))
+        return rest
+
+    async def _move(self, events: list[RecordedEvent]) -> str:
+        entries = await self._archive.entries()
+        previous = entries[-1] if entries else None
+        sequence = 1 if previous is None else previous.sequence + 1
+        segment = build_segment(events, previous, segment_id_for(sequence, events[0].position))
+        await self._archive.append(segment)
+        await self._check_stored(segment.entry)
+        self._fault("segment_written")
+        await self._remove([e.position for e in events])
+        self._fault("events_removed")
+        await self._record(segment.entry)
+        self._fault("recorded")
+        log.info(
+            "compaction: segment %s holds %d heartbeats (positions %d..%d)",
+            segment.entry.segment_id,
+            segment.entry.count,
+            segment.entry.first_position,
+            segment.entry.last_position,
+        )
+        return segment.entry.segment_id
+
+    async def _check_stored(self, entry: ManifestEntry) -> list[int]:
+        """Read the segment back from the archive: the positions it holds, if it verifies."""
+        raw = uncompress(await self._archive.body(entry.segment_id))
+        if hashlib.sha256(raw).hexdigest() != entry.sha256:
+            raise ArchiveError(f"segment {entry.segment_id} does not read back as written")
+        positions = [line["position"] for line in read_events(raw)]
+        if len(positions) != entry.count:
+            raise ArchiveError(f"segment {entry.segment_id} holds {len(positions)} events")
+        return positions
+
+    async def _remove(self, positions: list[int]) -> None:
+        for start in range(0, len(positions), self._remove_batch):
+            await self._store.remove_events(positions[start : start + self._remove_batch])
+            if start + self._remove_batch < len(positions):
+                self._fault("events_removed_partly")
+            if self._pause_s:
+                await asyncio.sleep(self._pause_s)
+
+    async def _record(self, entry: ManifestEntry) -> None:
+        event = LogCompacted(
+            first_position=entry.first_position,
+            last_position=entry.last_position,
+            removed=entry.count,
+            segment_id=entry.segment_id,
+            segment_sha256=entry.sha256,
+        )
+        await self._store.append(
+            SYSTEM_STREAM,
+            [
+                NewEvent(
+                    id=str(uuid.uuid5(ID_NAMESPACE, entry.segment_id + entry.sha256)),
+                    type=event.type_name(),
+                    data=event.to_data(),
+                )
+            ],
+            expected_version=None,
+            recorded_at=self._clock(),
+        )
+
+    async def _recover(self) -> list[str]:
+        recorded = {e.data["segment_id"] for e in await compactions(self._store)}
+        finished = []
+        for entry in await self._archive.entries():
+            if entry.segment_id in recorded:
+                continue
+            positions = await self._check_stored(entry)
+            log.warning(
+                "compaction: finishing segment %s, which an interrupted compaction wrote",
+                entry.segment_id,
+            )
+            await self._remove(positions)
+            await self._record(entry)
+            finished.append(entry.segment_id)
+        return finished
