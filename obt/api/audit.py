@@ -14,6 +14,7 @@ from obt.api.deps import ClientIdPath, OBTDep
 from obt.api.errors import ApiError, json_response
 from obt.api.schemas import AwareDatetime, ClientStateAt, ErrorResponse, EventPage, FleetStateAt
 from obt.projections.replay import client_state, fleet_state
+from obt.store.archived_log import with_archive
 from obt.store.event_pages import EventFilter, page_after, page_before
 from obt.store.ports import EventLog, RecordedEvent
 
@@ -77,6 +78,10 @@ Types = Annotated[
     list[str] | None, Query(alias="type", description="event type(s); repeat or comma-separate")
 ]
 After = Annotated[int, Query(ge=0, le=2**62, description="exclusive position to start after")]
+IncludeArchived = Annotated[
+    bool,
+    Query(description="merge in the events compaction moved to the archive, in position order"),
+]
 
 
 @router.get(
@@ -111,6 +116,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     to: AwareDatetime | None = None,
+    include_archived: IncludeArchived = False,
 ) -> Response:
     if after is not None and before is not None:
         raise ApiError(
@@ -119,10 +125,11 @@ async def list_events(
             "give either `after` or `before`, not both: a page has one cursor",
         )
     where = EventFilter(types=_types(type_), stream=stream, recorded_from=from_, recorded_to=to)
+    log = with_archive(obt.store) if include_archived else obt.store
     if before is not None:
-        page = await page_before(obt.store, before, limit, where)
+        page = await page_before(log, before, limit, where)
     else:
-        page = await page_after(obt.store, after or 0, limit, where)
+        page = await page_after(log, after or 0, limit, where)
     return json_response(
         {
             "items": [event_out(e) for e in page.items],
@@ -139,11 +146,16 @@ async def list_events(
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
 async def export_events(
-    obt: OBTDep, stream: Stream = None, type_: Types = None, after: After = 0
+    obt: OBTDep,
+    stream: Stream = None,
+    type_: Types = None,
+    after: After = 0,
+    include_archived: IncludeArchived = False,
 ) -> StreamingResponse:
     head = await obt.store.head()
+    log = with_archive(obt.store) if include_archived else obt.store
     return StreamingResponse(
-        ndjson(obt.store, after=after, until=head, types=_types(type_), stream=stream),
+        ndjson(log, after=after, until=head, types=_types(type_), stream=stream),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": 'attachment; filename="obt-events.ndjson"'},
     )
@@ -174,7 +186,8 @@ async def ndjson(
     summary="A client's state as of a moment, replayed from the log",
 )
 async def client_state_at(client_id: ClientIdPath, at: AwareDatetime, obt: OBTDep) -> Response:
-    position, client = await client_state(obt.store, client_id, at)
+    # Moments inside the compacted range need the archived heartbeats to be exact.
+    position, client = await client_state(with_archive(obt.store), client_id, at)
     return json_response({"at": at, "position": position, "client": client})
 
 
@@ -185,5 +198,5 @@ async def client_state_at(client_id: ClientIdPath, at: AwareDatetime, obt: OBTDe
     summary="Every client's state as of a moment, replayed from the log",
 )
 async def fleet_state_at(at: AwareDatetime, obt: OBTDep) -> Response:
-    position, clients = await fleet_state(obt.store, at)
+    position, clients = await fleet_state(with_archive(obt.store), at)
     return json_response({"at": at, "position": position, "clients": clients})

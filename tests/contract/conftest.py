@@ -78,3 +78,15 @@ async def store(harness: Harness) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def opened(harness: Harness) -> AsyncIterator[Store]:
+    """A store with the server's codec (upcasters), for tests that drive the real handlers."""
+    from obt.bootstrap import make_codec
+
+    store = await harness.open(make_codec())
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -7,14 +7,11 @@ from typing import cast
 
 import pytest
 
-from obt.bootstrap import make_codec
 from obt.compaction import STEPS, Compactor
 from obt.store.archive import read_events, uncompress
 from obt.store.archive_verify import compactions, verify_archive
 from obt.store.ports import CompactableStore, RecordedEvent, Store
 from tests.support.fleet import Fleet
-
-from .harness import Harness
 
 DAY = 86_400
 
@@ -65,13 +62,6 @@ def heartbeats(events: list[RecordedEvent], cid: str) -> list[int]:
         for e in events
         if e.type == "HeartbeatReceived" and e.stream == f"client-{cid}"
     ]
-
-
-@pytest.fixture
-async def opened(harness: Harness) -> Store:
-    store = await harness.open(make_codec())
-    yield store  # type: ignore[misc]
-    await store.close()
 
 
 async def test_a_run_keeps_its_ends_and_each_heartbeat_next_to_a_change(opened: Store) -> None:
