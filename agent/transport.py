@@ -67,8 +67,10 @@ class AgentTransport:
         clock: Clock,
         backoff: Backoff,
         log: logging.Logger | None = None,
+        ack_timeout_s: float = ACK_TIMEOUT_S,
     ) -> None:
         self.http = http
+        self.ack_timeout_s = ack_timeout_s
         self._open_channel = open_channel
         self._clock = clock
         self._backoff = backoff
@@ -136,7 +138,7 @@ class AgentTransport:
             if channel is not None:
                 try:
                     status, doc = await channel.request(
-                        "deregister", {}, timeout_s or ACK_TIMEOUT_S
+                        "deregister", {}, timeout_s or self.ack_timeout_s
                     )
                 except ChannelError:
                     status, doc = 0, None
@@ -200,7 +202,7 @@ class AgentTransport:
         """The ack's (status, body) for a 2xx; raises the HTTP path's error for an error
         ack; None when the channel failed first (the caller sends the same body by HTTP)."""
         try:
-            status, doc = await channel.request(type_, body)
+            status, doc = await channel.request(type_, body, self.ack_timeout_s)
         except ChannelError as exc:
             self._channel = None
             self._lost(f"{type_} frame not acked: {exc}")

@@ -43,6 +43,7 @@ class FakeObtServer:
     down: bool = False
     refuse_upgrade: int | None = None
     cut_next_frames: int = 0
+    stall_next_frames: int = 0  # take these frames and never ack them (a stalled channel)
     deregister_frames: bool = True
     hellos: list[dict[str, Any]] = field(default_factory=list)
     frames: list[dict[str, Any]] = field(default_factory=list)
@@ -194,6 +195,10 @@ class FakeObtServer:
                             self.cut_next_frames -= 1
                             await ws.close(code=1011, message=b"cut")
                             break
+                        if self.stall_next_frames > 0:
+                            self.stall_next_frames -= 1
+                            await self._notify()
+                            continue
                         status, doc = self._answer_frame(client_id, secret, frame)
                         await ws.send_json(
                             {"type": "ack", "id": frame["id"], "status": status, "body": doc}

@@ -34,6 +34,7 @@ def make_agent(
     session: aiohttp.ClientSession,
     state_dir: Path,
     channel: bool = True,
+    ack_timeout_s: float = 10.0,
 ) -> tuple[AgentLoop, AgentTransport]:
     clock = FakeClock()
     transport = AgentTransport(
@@ -41,6 +42,7 @@ def make_agent(
         channel_opener(session, obt.base_url) if channel else None,
         clock,
         Backoff(random.Random(3)),
+        ack_timeout_s=ack_timeout_s,
     )
     identity = Identity(
         client_id=CLIENT_ID,
@@ -151,6 +153,28 @@ async def test_a_heartbeat_cut_off_before_its_ack_is_sent_again_with_the_same_se
     # The frame the channel lost went again by HTTP, same body, same seq; nothing skipped.
     first_http = fake_obt.heartbeat_via.index("http")
     assert fake_obt.heartbeats[first_http] == cut["body"]
+    assert seqs(fake_obt) == list(range(1, len(fake_obt.heartbeats) + 1))
+
+
+async def test_a_stalled_channel_is_closed_and_its_heartbeat_sent_by_http(
+    fake_obt: FakeObtServer,
+    fake_ollama: FakeOllama,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    # The server takes the frame and never answers: after the ack timeout the agent gives
+    # the channel up and the same heartbeat goes by HTTP.
+    loop, _ = make_agent(fake_obt, fake_ollama, session, tmp_path, ack_timeout_s=0.3)
+    async with Running(loop):
+        await fake_obt.wait_until(lambda: beats_via(fake_obt, "channel") >= 2)
+        stalled_at = len(fake_obt.frames)
+        fake_obt.stall_next_frames = 1
+        await fake_obt.wait_until(lambda: "http" in fake_obt.heartbeat_via)
+        await fake_obt.wait_until(lambda: fake_obt.channels_opened >= 2)
+    stalled = fake_obt.frames[stalled_at]
+    assert stalled["type"] == "heartbeat"
+    first_http = fake_obt.heartbeat_via.index("http")
+    assert fake_obt.heartbeats[first_http] == stalled["body"]
     assert seqs(fake_obt) == list(range(1, len(fake_obt.heartbeats) + 1))
 
 
