@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from agent.errors import ChannelLost, ChannelRefused
+from agent.logs import get_logger
 
 PROTOCOL = 1
 OPEN_TIMEOUT_S = 10.0
@@ -163,12 +164,16 @@ class Channel:
         if not isinstance(frame, dict):
             return
         if frame.get("type") == "ack":
-            future = self._pending.get(frame.get("id"))  # type: ignore[arg-type]
+            frame_id = frame.get("id")
+            future = self._pending.get(frame_id) if isinstance(frame_id, int) else None
             if future is not None and not future.done():
                 status = frame.get("status")
                 future.set_result((status if isinstance(status, int) else 0, frame.get("body")))
             return
-        self._on_frame(frame)
+        try:
+            self._on_frame(frame)
+        except Exception:  # a bad command must not end the channel that carries heartbeats
+            get_logger("channel").exception("a %s frame could not be handled", frame.get("type"))
 
     def _lost(self) -> ChannelLost:
         reason = self.close_reason or "closed"

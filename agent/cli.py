@@ -200,8 +200,9 @@ async def run(
     system, view = host or this_host()
     remove_handlers = _install_signal_handlers(stop)
     try:
-        # One small pool: the agent talks to two hosts, one request at a time.
-        connector = aiohttp.TCPConnector(limit=4)
+        # One small pool for two hosts: the channel holds one connection, a pull another,
+        # and heartbeats, model reports and Ollama's watchers use a few more at once.
+        connector = aiohttp.TCPConnector(limit=8)
         async with aiohttp.ClientSession(connector=connector) as session:
             ollama = OllamaClient(settings.ollama.base_url, session, timeout_s=ollama_timeout_s)
             detection = await detect(settings.ollama, ollama, system, view)

@@ -300,3 +300,32 @@ async def test_deregisters_over_http_when_the_server_has_no_deregister_frame(
         await fake_obt.wait_until(lambda: beats_via(fake_obt, "channel") >= 1)
     assert fake_obt.deregistrations == [CLIENT_ID]
     assert fake_obt.frames[-1]["type"] == "deregister"  # tried, refused 422, then HTTP
+
+
+async def test_odd_frames_and_a_failing_handler_do_not_end_the_channel(
+    fake_obt: FakeObtServer,
+    fake_ollama: FakeOllama,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    loop, transport = make_agent(fake_obt, fake_ollama, session, tmp_path)
+
+    def broken(frame: dict[str, Any]) -> None:
+        raise RuntimeError("handler bug")
+
+    transport.on_command = broken
+    async with Running(loop):
+        await fake_obt.wait_until(lambda: CLIENT_ID in fake_obt.channels)
+        for odd in (
+            {"type": "ack", "id": [1], "status": 200},
+            {"type": "ack", "id": 99999, "status": 200},
+            {"type": "command", "operation_id": "op-1", "action": "pull", "model": "x"},
+            {"type": "welcome", "protocol": 1},
+            ["not", "an", "object"],
+        ):
+            await fake_obt.channels[CLIENT_ID].send_json(odd)
+        await fake_obt.channels[CLIENT_ID].send_str("{not json")
+        before = beats_via(fake_obt, "channel")
+        await fake_obt.wait_until(lambda: beats_via(fake_obt, "channel") >= before + 3)
+    assert fake_obt.channels_opened == 1
+    assert set(fake_obt.heartbeat_via) == {"channel"}
