@@ -43,3 +43,24 @@ async def test_control_api_changes_what_ollama_reports(
         assert (await r.json())["mode"] == "ok"
     async with session.post(f"{base}/_fake/load", json={"name": "missing"}) as r:
         assert r.status == 404
+
+
+async def test_control_api_adds_pullable_models_and_shows_pulls(
+    fake_ollama: FakeOllama, session: aiohttp.ClientSession
+) -> None:
+    base = fake_ollama.base_url
+    body = {"name": "team/tiny:1", "size": 20_000}
+    async with session.post(f"{base}/_fake/library", json=body) as r:
+        assert r.status == 200
+    async with session.post(f"{base}/api/pull", json={"model": "team/tiny:1"}) as r:
+        lines = [line async for line in r.content]
+    assert lines[-1].strip() == b'{"status": "success"}'
+    async with session.get(f"{base}/_fake/state") as r:
+        state = await r.json()
+    assert state["pulls"] == ["team/tiny:1"]
+    assert sum(state["downloaded"].values()) == 20_000
+    assert "team/tiny:1" in [m["name"] for m in state["models"]]
+    async with session.post(f"{base}/_fake/library", json={"name": "x", "colour": "red"}) as r:
+        assert r.status == 400
+    async with session.post(f"{base}/_fake/pull", json={"pace": "fast"}) as r:
+        assert r.status == 400
