@@ -5,6 +5,7 @@ and no heartbeat's seq is ever lost on the way."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -14,13 +15,14 @@ import aiohttp
 import pytest
 
 from agent.backoff import Backoff
+from agent.channel import FrameHandler
 from agent.cli import channel_opener
 from agent.clock import FakeClock
 from agent.loop import AgentLoop, Identity
 from agent.ollama import OllamaClient
 from agent.server import ObtClient
 from agent.state import StateDir
-from agent.transport import AgentTransport
+from agent.transport import AgentTransport, ChannelLike, ChannelOpener
 from tests.fakes.obt_server import FakeObtServer
 from tests.fakes.ollama import FakeOllama
 
@@ -35,11 +37,14 @@ def make_agent(
     state_dir: Path,
     channel: bool = True,
     ack_timeout_s: float = 10.0,
+    clock: FakeClock | None = None,
+    opener: ChannelOpener | None = None,
 ) -> tuple[AgentLoop, AgentTransport]:
-    clock = FakeClock()
+    clock = clock or FakeClock()
+    opener = opener or channel_opener(session, obt.base_url)
     transport = AgentTransport(
         ObtClient(obt.base_url, session),
-        channel_opener(session, obt.base_url) if channel else None,
+        opener if channel else None,
         clock,
         Backoff(random.Random(3)),
         ack_timeout_s=ack_timeout_s,
@@ -329,3 +334,35 @@ async def test_odd_frames_and_a_failing_handler_do_not_end_the_channel(
         await fake_obt.wait_until(lambda: beats_via(fake_obt, "channel") >= before + 3)
     assert fake_obt.channels_opened == 1
     assert set(fake_obt.heartbeat_via) == {"channel"}
+
+
+async def test_upgrade_retries_back_off_with_jitter_up_to_a_minute(
+    fake_obt: FakeObtServer,
+    fake_ollama: FakeOllama,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    fake_obt.refuse_upgrade = 404  # forever: a server without the channel
+    clock = FakeClock()
+    opener = channel_opener(session, fake_obt.base_url)
+    tries: list[float] = []
+
+    async def counting(
+        client_id: str, secret: str, session_id: str, on_frame: FrameHandler
+    ) -> ChannelLike:
+        tries.append(clock.monotonic())
+        return await opener(client_id, secret, session_id, on_frame)
+
+    loop, transport = make_agent(
+        fake_obt, fake_ollama, session, tmp_path, clock=clock, opener=counting
+    )
+    async with Running(loop):
+        # 150 heartbeats at 10 s: 25 minutes of virtual time.
+        await fake_obt.wait_until(lambda: beats_via(fake_obt, "http") >= 150, timeout=30)
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert gaps[0] == 10.0  # the first back-off (0.5-1 s) has passed by the next beat
+    assert max(gaps) <= 60.0 + 10.0  # capped at 60 s, tried at the first beat after it
+    assert max(gaps) >= 40.0  # it did grow
+    assert len(tries) < 50
+    assert fake_obt.upgrades_refused == len(tries)
+    assert transport.state.kind == "http"
