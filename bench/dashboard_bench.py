@@ -149,7 +149,7 @@ def measure(clients: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
         timeout_s=3600,
         tick_s=1,
         log_dir=tmp / f"logs-{clients}",
-        env={"OBT_LOG_LEVEL": "warning"},
+        env={"OBT_LOG_LEVEL": "warning", "OBT_DASHBOARD_DIR": str(args.dashboard_dir)},
     )
     with server:
         t0 = time.perf_counter()
@@ -280,9 +280,14 @@ def main() -> None:
     parser.add_argument("--live-seconds", type=int, default=60)
     parser.add_argument("--load-connections", type=int, default=8)
     parser.add_argument("--api-requests", type=int, default=500)
+    parser.add_argument(
+        "--dashboard-dir", type=Path, default=STATIC_INDEX.parent, help="a dashboard build"
+    )
     args = parser.parse_args()
-    if not STATIC_INDEX.exists():
-        raise SystemExit(f"no dashboard build at {STATIC_INDEX}: run `pnpm --dir frontend build`")
+    if not (args.dashboard_dir / "index.html").exists():
+        raise SystemExit(
+            f"no dashboard build in {args.dashboard_dir}: run `pnpm --dir frontend build`"
+        )
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed for the heartbeat load: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="obt-dashboard-bench-") as name:

@@ -199,8 +199,9 @@ class ReadModels:
         return items, (items[-1]["position"] if more and items else None)
 
     async def models(self) -> list[Doc]:
+        # Hostnames are all this reads of the clients: heartbeats do not invalidate it.
         key = (
-            (self._models.revision, self._clients.revision)
+            (self._models.revision, self._clients.shape_revision)
             if self._models and self._clients
             else None
         )
