@@ -1,4 +1,5 @@
-"""The `obt` command: serve, rebuild projections, export events, replay the log."""
+"""The `obt` command: serve, rebuild projections, export events, replay the log, compact it and
+verify or restore its archive."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import orjson
 
-from obt import __version__
+from obt import __version__, cli_archive
 from obt.errors import OBTError, SettingsError
 from obt.settings import Settings, load_settings
 
@@ -48,7 +50,23 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="print the state as of a moment, replayed from the log")
     replay.add_argument("--at", required=True, help="ISO-8601 time, e.g. 2026-11-27T12:00:00Z")
     replay.add_argument("--client", help="one client id (default: the whole fleet)")
-    for p in (serve, rebuild, export, replay):
+
+    compact = sub.add_parser(
+        "compact", help="move heartbeats past OBT_HEARTBEAT_RETENTION into the archive"
+    )
+    compact.add_argument("--dry-run", action="store_true", help="count, change nothing")
+    archive = sub.add_parser("archive", help="check or restore the archive of compacted events")
+    archive_sub = archive.add_subparsers(dest="action", required=True, metavar="ACTION")
+    verify = archive_sub.add_parser(
+        "verify", help="recompute every hash; exit 1 naming each altered, missing or moved segment"
+    )
+    restore = archive_sub.add_parser(
+        "restore", help="write the log with its archived events into a scratch SQLite store"
+    )
+    restore.add_argument("--to", required=True, help="an empty directory for the new store")
+    restore.add_argument("--from", dest="since", help="ISO-8601: only events from this time")
+    restore.add_argument("--until", help="ISO-8601: only events before this time")
+    for p in (serve, rebuild, export, replay, compact, verify, restore):
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -77,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             "projections": lambda: _rebuild(settings, args.name),
             "events": lambda: _export(settings, args.output, args.after, args.stream),
             "replay": lambda: _replay(settings, args.at, args.client),
+            "compact": lambda: cli_archive.compact(settings, dry_run=args.dry_run),
+            "archive": lambda: _archive(settings, args),
         }
         return asyncio.run(runners[args.command]())
     except OBTError as exc:
@@ -159,6 +179,27 @@ async def _export(settings: Settings, output: str | None, after: int, stream: st
         return 0
     finally:
         await obt.store.close()
+
+
+async def _archive(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        return await cli_archive.verify(settings)
+    since, until = _moment(args.since, "--from"), _moment(args.until, "--until")
+    if since is False or until is False:
+        return 2
+    return await cli_archive.restore(settings, Path(args.to), since or None, until or None)
+
+
+def _moment(text: str | None, flag: str) -> datetime | Literal[False] | None:
+    """The ISO-8601 time of a flag (UTC when no zone is given); False after printing why not."""
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        print(f"obt: {flag} {text!r} is not an ISO-8601 time", file=sys.stderr)
+        return False
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def _replay(settings: Settings, at_text: str, client: str | None) -> int:

@@ -213,3 +213,61 @@ class Compactor:
             await self._record(entry)
             finished.append(entry.segment_id)
         return finished
+
+
+class CompactionJob:
+    """The daily compaction, as a background job (`run_once` on every tick of the jobs loop).
+
+    The run itself goes on its own task, so a compaction of a large log (minutes, in bounded
+    batches) holds up no other job; `run_once` reports it when it is done. The first run waits
+    `first_after` past the start, so a restarting server settles first.
+    """
+
+    name = "compaction"
+
+    def __init__(
+        self,
+        compactor: Compactor,
+        clock: Callable[[], datetime],
+        *,
+        every: timedelta = timedelta(days=1),
+        first_after: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.compactor = compactor
+        self._clock = clock
+        self.every = every
+        self._first_after = first_after
+        self.next_at: datetime | None = None
+        self._task: asyncio.Task[CompactionReport] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def run_once(self) -> int:
+        """Start a run when one is due; report a finished one (heartbeats moved)."""
+        if self._task is not None:
+            if not self._task.done():
+                return 0
+            task, self._task = self._task, None
+            return task.result().removed  # a store error reaches the jobs loop's log
+        now = self._clock()
+        if self.next_at is None:
+            self.next_at = now + self._first_after
+        if now < self.next_at or self.compactor.retention <= timedelta(0):
+            return 0
+        self.next_at = now + self.every
+        self._task = asyncio.create_task(self.compactor.run(), name="compaction")
+        return 0
+
+    async def finished(self) -> CompactionReport | None:
+        """Wait for the run in progress, if any (tests and a clean stop)."""
+        if self._task is None:
+            return None
+        return await asyncio.shield(self._task)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
