@@ -271,3 +271,15 @@ class CompactionJob:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def storage_sizes(store: object) -> dict[str, int]:
+    """obt_log_bytes and obt_archive_bytes for a store that can tell them."""
+    sizes: dict[str, int] = {}
+    log_bytes = getattr(store, "log_bytes", None)
+    archive = getattr(store, "archive", None)
+    if callable(log_bytes):
+        sizes["obt_log_bytes"] = int(await log_bytes())
+    if callable(archive):
+        sizes["obt_archive_bytes"] = int(await archive().size_bytes())
+    return sizes

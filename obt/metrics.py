@@ -33,6 +33,26 @@ class _Snapshot(Collector):
         yield clients
 
 
+class _Storage(Collector):
+    """Gauges of what the log and the archive take, measured at most every few minutes."""
+
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        sizes = self._read()
+        for name, text in (
+            ("obt_log_bytes", "Bytes the live event log takes in the store, indexes included"),
+            ("obt_archive_bytes", "Bytes the archive of compacted events takes"),
+        ):
+            if name in sizes:
+                yield GaugeMetricFamily(name, text, value=sizes[name])
+
+
+# Measuring the log walks its pages (SQLite's dbstat): not on every scrape.
+STORAGE_MEASURE_EVERY_S = 300.0
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -47,8 +67,17 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.compaction_seconds = Histogram(
+            "obt_compaction_seconds",
+            "How long each compaction run took",
+            buckets=(0.1, 1, 5, 15, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
         self._snapshot: dict[str, Any] = {"lags": {}, "statuses": {}}
         self.registry.register(_Snapshot(self._read_snapshot))
+        self._sizes: dict[str, int] = {}
+        self._sizes_at = float("-inf")
+        self.registry.register(_Storage(lambda: self._sizes))
 
     def count_appends(self, events: Iterable[object]) -> None:
         for event in events:
@@ -59,6 +88,12 @@ class Metrics:
 
     def _read_snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
         return self._snapshot["lags"], self._snapshot["statuses"]
+
+    def sizes_due(self, now: float) -> bool:
+        return now - self._sizes_at >= STORAGE_MEASURE_EVERY_S
+
+    def set_sizes(self, now: float, sizes: dict[str, int]) -> None:
+        self._sizes, self._sizes_at = sizes, now
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

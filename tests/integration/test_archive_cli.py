@@ -139,6 +139,12 @@ def test_the_server_serves_archived_events_when_asked(
         assert merged.status_code == 200
         items = merged.json()["items"]
         export = http.get("/events/export", params={"include_archived": "true"}).text
+        metrics = http.get(f"{server.base_url}/metrics").text
+    archive = FileArchive(server.data_dir / "archive")
+    segment_bytes = sum(e.compressed_bytes for e in asyncio.run(archive.entries()))
+    gauges = dict(line.split(" ", 1) for line in metrics.splitlines() if line.startswith("obt_"))
+    assert float(gauges["obt_archive_bytes"]) == segment_bytes > 0
+    assert float(gauges["obt_log_bytes"]) > 0
     assert len(live) < len(items)
     positions = [e["position"] for e in items]
     assert positions == sorted(positions)
