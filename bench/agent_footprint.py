@@ -1,13 +1,15 @@
 """The agent's cost on an Ollama machine: memory, CPU and requests, against the real server.
 
-    python -m bench.agent_footprint [--minutes 3] [--interval 10]
+    python -m bench.agent_footprint [--minutes 3] [--interval 10] [--transport auto|http]
 
 Runs the real OBT server (SQLite), the fake Ollama with a few models and the real agent
 (`python -m agent run`, as `obt-agent` runs it, without `-v`) for `--minutes`, sampling the
 agent's RSS (VmRSS) and CPU time (utime + stime) once a second. Halfway through, one model is
 added on the fake Ollama: the agent should send one model report for it and none otherwise.
 Requests are counted on the server: heartbeats from the event log, every agent route from the
-`obt_request_duration_seconds_count` metric. Baseline in the same run: a bare
+`obt_request_duration_seconds_count` metric (HTTP only: frames on the channel are not requests),
+model reports from the agent's own `models_reported` log lines (either transport); channels from
+ChannelOpened events. Baseline in the same run: a bare
 `python -c "import asyncio; asyncio.run(asyncio.sleep(N))"` process's RSS and CPU, so the
 agent's own cost shows. Targets: RSS <= 60 MB, CPU <= 1 % of one core, one heartbeat a
 interval plus a model report only on change.
@@ -163,6 +165,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         ollama_url=ollama.base_url,
         enrollment_token=server.enrollment_token,
         client_id=CLIENT_ID,
+        env={"OBT_AGENT_TRANSPORT": args.transport},
     )
     baseline: subprocess.Popen[bytes] | None = None
     try:
@@ -213,6 +216,13 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         ollama.stop()
 
     report(args, watched, bare, events, before_change, changed_at, load_before, code)
+    reports = model_reports(agent)
+    print(
+        f"  model reports (agent log): {len(reports)}; after the change: "
+        f"{sum(1 for t in reports if t >= before_change)}"
+    )
+    channels = [e for e in events if e["type"] == "ChannelOpened"]
+    print(f"  transport {args.transport}: channels opened {len(channels)}")
     print(f"  agent requests, whole run: {_fmt(requests_end)}")
     print(
         f"  agent requests after {STARTUP_S:.0f} s "
@@ -225,6 +235,16 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         f"after the change at {changed_at:.0f} s: "
         f"{_models(_delta(requests_end, requests_before_change))}"
     )
+
+
+def model_reports(agent: AgentProcess) -> list[float]:
+    """When the agent logged each model report it sent (either transport), as Unix times."""
+    times = []
+    for path in agent.logs:
+        for line in path.read_text(errors="replace").splitlines():
+            if "event=models_reported" in line and (found := re.search(r"ts=(\S+)", line)):
+                times.append(datetime.fromisoformat(found.group(1)).timestamp())
+    return times
 
 
 def _fmt(counts: dict[str, float] | dict[str, int]) -> str:
@@ -293,6 +313,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--interval", type=float, default=10.0, help="heartbeat interval, s")
+    parser.add_argument(
+        "--transport", choices=("auto", "http"), default="auto", help="OBT_AGENT_TRANSPORT"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs) afterwards")
     args = parser.parse_args()
     if args.keep:
