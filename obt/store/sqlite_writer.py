@@ -314,7 +314,12 @@ class SQLiteWriter:
                 duplicate_ids_in(job.events)
                 check_expected(job.stream, job.expected_version, version)
             except Exception as exc:
-                resent = self._resent(connection, job) if job.events else None
+                try:
+                    resent = self._resent(connection, job) if job.events else None
+                except DuplicateEventId as duplicate:
+                    # A reused id with another payload: that job's answer, not the writer's end.
+                    outcomes.append((job.future, None, duplicate))
+                    continue
                 if resent is not None:
                     outcomes.append((job.future, AppendResult(job.stream, resent, ()), None))
                 else:
