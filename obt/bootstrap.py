@@ -24,6 +24,7 @@ from obt.domain.events import LATEST_SCHEMA_VERSIONS
 from obt.domain.liveness import LivenessPolicy
 from obt.domain.upcasters import UPCASTERS
 from obt.errors import OBTError, StoreUnavailable
+from obt.lease_keeper import LeaseKeeper, lease_timing
 from obt.live import LiveHub, status_counts
 from obt.metrics import Metrics
 from obt.projections.client_state import ClientStateProjector
@@ -34,6 +35,7 @@ from obt.projections.runner import ProjectionRunner
 from obt.scheduler import TimeoutScheduler
 from obt.settings import Settings, ensure_token
 from obt.store.codec import EventCodec
+from obt.store.lease import Lease, MemoryLease
 from obt.store.ports import Store
 from obt.store_monitor import StoreMonitor
 
@@ -102,6 +104,19 @@ def make_store(settings: Settings, codec: EventCodec) -> Store:
     return SQLiteStore(settings.sqlite_path, codec, synchronous=synchronous)
 
 
+def make_lease(settings: Settings, store: Store) -> LeaseKeeper:
+    """The jobs lease: shared through the store where several instances can share it
+    (MongoDB), else in this process's memory (SQLite: one process, trivially the holder)."""
+    duration, poll = lease_timing(settings.lease_ttl_s)
+    shared = getattr(store, "lease", None)
+    lease: Lease = (
+        shared(settings.instance, duration)
+        if callable(shared)
+        else MemoryLease(settings.instance, duration)
+    )
+    return LeaseKeeper(lease, poll_s=poll)
+
+
 @dataclass
 class OBT:
     settings: Settings
@@ -117,6 +132,7 @@ class OBT:
     live: LiveHub
     metrics: Metrics
     alert_rules: AlertRuleCommands
+    lease: LeaseKeeper
     enrollment_token: str
     admin_token: str
     enrollment_token_created: bool = False
@@ -145,6 +161,8 @@ class OBT:
         )
         self.live.start()
         if scheduler:
+            await self.lease.tick()  # a lone instance holds the lease before its first sweep
+            self._tasks.append(asyncio.create_task(self.lease.run(self._stop), name="jobs-lease"))
             self.scheduler.start(self.clock.now())
         self.started = True
 
@@ -184,6 +202,7 @@ class OBT:
             with contextlib.suppress(asyncio.CancelledError, OBTError):
                 await asyncio.wait_for(task, timeout=5)
         self._tasks.clear()
+        await self.lease.release()  # another instance takes the jobs over at once
         await self.live.stop()
         await self.store.close()
         self.started = False
@@ -227,8 +246,14 @@ async def bootstrap(
     read_models = ReadModels(store, clients_projector, models_projector)
     live = LiveHub(read_models, clock, counts=lambda: status_counts(clients_projector))
     runner.subscribe(live.publish)
+    lease = make_lease(settings, store)
+
+    def hold_jobs() -> str | None:
+        # The jobs that must run once: not while the store is down, and only on the holder.
+        return store_monitor.hold_reason() or lease.hold_reason()
+
     scheduler = TimeoutScheduler(
-        commands.detect_timeouts, settings.scheduler_tick_s, hold=store_monitor.hold_reason
+        commands.detect_timeouts, settings.scheduler_tick_s, hold=hold_jobs
     )
     return OBT(
         settings=settings,
@@ -244,6 +269,7 @@ async def bootstrap(
         live=live,
         metrics=metrics,
         alert_rules=AlertRuleCommands(store, clock, server_id=lifecycle.server_id),
+        lease=lease,
         enrollment_token=enrollment,
         admin_token=admin,
         enrollment_token_created=enrollment_created,

@@ -6,6 +6,7 @@ OBTError
 │   ├── StoreMisconfigured       the server cannot work with this store (e.g. no transactions)
 │   ├── CorruptEvent             a stored event cannot be decoded or upcast
 │   ├── EventRemovalRefused      compaction asked to remove a head or a stream's last event
+│   ├── LeaseLost                a job's write carried a fencing token no longer the lease's
 │   └── ArchiveError             an archive segment is missing, altered or out of order
 ├── ConcurrencyError             an optimistic check failed
 │   ├── WrongExpectedVersion     a stream moved on since it was read
@@ -56,6 +57,11 @@ class CorruptEvent(StoreError):
 
 class EventRemovalRefused(StoreError):
     """Removing these events would move the head or a stream's version back: refused."""
+
+
+class LeaseLost(StoreError):
+    """A job's write carried the token of a lease another instance has taken since: refused
+    (the job pauses until this instance holds the lease again)."""
 
 
 class ArchiveError(StoreError):

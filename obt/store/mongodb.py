@@ -22,12 +22,15 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 from obt.errors import (
     CheckpointConflict,
     EventRemovalRefused,
+    LeaseLost,
     StoreMisconfigured,
     StoreUnavailable,
 )
 from obt.store.archive_mongodb import MongoArchive
 from obt.store.codec import EventCodec, to_timestamp
+from obt.store.lease import current_fence
 from obt.store.mongodb_instances import InstanceRegistry
+from obt.store.mongodb_lease import MongoLease, check_fences
 from obt.store.mongodb_writer import AppendJob, append_batch
 from obt.store.ports import (
     AppendResult,
@@ -168,7 +171,7 @@ class MongoStore:
         )
         # Collections must exist before the first transaction writes to them on older servers.
         existing = set(await db.list_collection_names())
-        for name in ("counters", "streams", "checkpoints", "instances"):
+        for name in ("counters", "streams", "checkpoints", "instances", "leases"):
             if name not in existing:
                 with contextlib.suppress(PyMongoError):  # another instance created it first
                     await db.create_collection(name)
@@ -228,7 +231,14 @@ class MongoStore:
         encoded = [EncodedEvent.of(event) for event in events]
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(
-            AppendJob(future, stream, encoded, expected_version, to_timestamp(recorded_at))
+            AppendJob(
+                future,
+                stream,
+                encoded,
+                expected_version,
+                to_timestamp(recorded_at),
+                current_fence(),  # set by the job runner on the lease holder's job tasks
+            )
         )
         return await future
 
@@ -394,8 +404,11 @@ class MongoStore:
     async def remove_events(self, positions: Collection[int]) -> int:
         db = self._db
         wanted = sorted(set(positions))
+        fence = current_fence()  # compaction runs as a job: only its lease holder removes
 
         async def transaction(session: AsyncClientSession) -> int:
+            if fence is not None and await check_fences(db, session, {fence}):
+                raise LeaseLost(f"the {fence.lease} lease has a newer holder")
             found = await db.events.find(
                 {"position": {"$in": wanted}}, {"position": 1, "stream": 1, "version": 1},
                 session=session,
@@ -425,6 +438,10 @@ class MongoStore:
         except PyMongoError as exc:
             raise self._unavailable(exc) from None
         return removed
+
+    def lease(self, holder: str, duration_s: float) -> MongoLease:
+        """The jobs lease, one document every instance on this database shares."""
+        return MongoLease(self._db, holder, duration_s)
 
     def archive(self) -> MongoArchive:
         """The `archive` collection beside `events`: every instance sees one archive."""

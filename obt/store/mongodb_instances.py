@@ -17,13 +17,14 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
+
+from obt.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,39 +71,39 @@ class InstanceRegistry:
             raise
         return session
 
-    async def renew(self) -> datetime:
-        """Write this instance's record (again, if a survivor swept it); the server's time."""
-        doc = await self._db[COLLECTION].find_one_and_update(
-            {"_id": self.id},
-            [
-                {
-                    "$set": {
-                        "name": self.name,
-                        "lsids": {"$literal": list(self._lsids)},
-                        "renewed_at": "$$NOW",
-                    }
+    async def renew(self) -> int:
+        """Write this instance's record (again, if a survivor swept it); the server's time
+        (milliseconds since the epoch)."""
+        update = [
+            {
+                "$set": {
+                    "name": self.name,
+                    "lsids": {"$literal": list(self._lsids)},
+                    "renewed_ms": {"$toLong": "$$NOW"},  # numbers: see mongodb_lease
                 }
-            ],
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None
-        renewed: datetime = doc["renewed_at"]
-        return renewed
+            }
+        ]
+        for _ in range(3):  # two upserts of one new record may race: the loser tries again
+            doc = await self._db[COLLECTION].find_one_and_update(
+                {"_id": self.id}, update, upsert=True, return_document=ReturnDocument.AFTER
+            )
+            if doc is not None:
+                return int(doc["renewed_ms"])
+        raise StoreUnavailable(f"instance record of {self.name} could not be written")
 
-    async def sweep(self, now: datetime) -> list[str]:
-        """Kill the sessions of every instance not renewed for `expire_s` before `now`."""
-        cutoff = now - timedelta(seconds=self.expire_s)
+    async def sweep(self, now_ms: int) -> list[str]:
+        """Kill the sessions of every instance not renewed for `expire_s` before `now_ms`."""
+        cutoff = now_ms - int(self.expire_s * 1000)
         swept: list[str] = []
         async for doc in self._db[COLLECTION].find(
-            {"renewed_at": {"$lt": cutoff}, "_id": {"$ne": self.id}}
+            {"renewed_ms": {"$lt": cutoff}, "_id": {"$ne": self.id}}
         ):
             lsids = doc.get("lsids") or []
             if lsids:
                 await self._db.client.admin.command("killSessions", [{"id": i} for i in lsids])
             # Only that record as read: an instance that was merely slow re-creates its own.
             await self._db[COLLECTION].delete_one(
-                {"_id": doc["_id"], "renewed_at": doc["renewed_at"]}
+                {"_id": doc["_id"], "renewed_ms": doc["renewed_ms"]}
             )
             self.sessions_killed += len(lsids)
             swept.append(str(doc.get("name", doc["_id"])))
@@ -121,7 +122,7 @@ class InstanceRegistry:
             try:
                 await self.sweep(await self.renew())
                 self.last_error = None
-            except PyMongoError as exc:
+            except (PyMongoError, StoreUnavailable) as exc:
                 self.last_error = str(exc)
                 log.warning("instance record not renewed: %s", exc)
             with contextlib.suppress(TimeoutError):

@@ -16,7 +16,10 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from obt.errors import LeaseLost
 from obt.store.codec import dumps, loads_object
+from obt.store.lease import Fence
+from obt.store.mongodb_lease import check_fences
 from obt.store.ports import AppendResult
 from obt.store.rules import (
     EncodedEvent,
@@ -36,6 +39,7 @@ class AppendJob:
     events: list[EncodedEvent]
     expected_version: int | None
     recorded_at: float
+    fence: Fence | None = None  # a job's append: refused unless the token is still the lease's
 
 
 Outcome = tuple[AppendResult | None, BaseException | None]
@@ -45,6 +49,8 @@ async def append_batch(
     db: AsyncDatabase[dict[str, Any]], session: AsyncClientSession, jobs: list[AppendJob]
 ) -> tuple[list[Outcome], int]:
     """Decide and write every job in one transaction; return the outcomes and the new head."""
+    fences = {job.fence for job in jobs if job.fence is not None}
+    stale = await check_fences(db, session, fences) if fences else set()
     streams = list({job.stream for job in jobs})
     versions = {
         doc["_id"]: doc["version"]
@@ -62,6 +68,9 @@ async def append_batch(
     outcomes: list[Outcome] = []
     accepted: list[tuple[int, AppendJob, int]] = []  # (outcome index, job, first version)
     for job in jobs:
+        if job.fence in stale:
+            outcomes.append((None, LeaseLost(f"the {job.fence.lease} lease has a newer holder")))
+            continue
         try:
             duplicate_ids_in(job.events)
             mine = {e.id: stored[e.id] for e in job.events if e.id in stored}
