@@ -1,6 +1,7 @@
 // The accessibility check: axe-core's WCAG 2.0/2.1 A and AA rules on the page as it is, in the
-// dark and the light theme. A page's test calls `await expectAccessible(page)` once it shows its
-// data; any violation fails the test with its rule, impact and target nodes.
+// dark and the light theme, plus the structure rules a screen reader user relies on. A page's
+// test calls `await expectAccessible(page)` once it shows its data; any violation fails the test
+// with its rule, impact and target nodes.
 import AxeBuilder from '@axe-core/playwright';
 import type { Page, TestInfo } from '@playwright/test';
 import { expect } from './stack';
@@ -13,6 +14,32 @@ export const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
  * "it fails".
  */
 export const EXCLUDED_RULES: Readonly<Record<string, string>> = {};
+
+/**
+ * axe's best-practice rules on how a page is built, which a screen reader user navigates by:
+ * landmarks, one h1, headings in order, a working skip link, no positive tabindex, named
+ * dialogs. Not WCAG failures by themselves, so checked as a rule list of their own (once per
+ * page; colours do not change them).
+ */
+export const STRUCTURE_RULES = [
+  'landmark-one-main',
+  'landmark-no-duplicate-main',
+  'landmark-no-duplicate-banner',
+  'landmark-no-duplicate-contentinfo',
+  'landmark-unique',
+  'landmark-banner-is-top-level',
+  'landmark-main-is-top-level',
+  'landmark-complementary-is-top-level',
+  'landmark-contentinfo-is-top-level',
+  'region',
+  'page-has-heading-one',
+  'heading-order',
+  'empty-heading',
+  'empty-table-header',
+  'skip-link',
+  'tabindex',
+  'aria-dialog-name'
+];
 
 export type Theme = 'dark' | 'light';
 
@@ -41,7 +68,7 @@ interface AxeViolation {
 const MAX_NODES_SHOWN = 8;
 
 /** One line per violation and one per node: rule, impact, target and what to fix. */
-export function describeViolations(theme: Theme, url: string, violations: AxeViolation[]): string {
+export function describeViolations(check: string, url: string, violations: AxeViolation[]): string {
   return violations
     .map((violation) => {
       const nodes = violation.nodes.slice(0, MAX_NODES_SHOWN).map((node) => {
@@ -50,12 +77,12 @@ export function describeViolations(theme: Theme, url: string, violations: AxeVio
         return `    ${target}${why ? `\n      ${why}` : ''}`;
       });
       return [
-        `[${theme}] ${url}: ${violation.id} (${violation.impact ?? 'no impact given'}): ${violation.help}`,
+        `[${check}] ${url}: ${violation.id} (${violation.impact ?? 'no impact given'}): ${violation.help}`,
         `  ${violation.helpUrl}`,
         ...nodes,
         ...(violation.nodes.length > MAX_NODES_SHOWN
           ? [
-              `    ... and ${violation.nodes.length - MAX_NODES_SHOWN} more nodes (all in the attached axe-${theme}.json)`
+              `    ... and ${violation.nodes.length - MAX_NODES_SHOWN} more nodes (with testInfo, all are in the attached axe-${check}.json)`
             ]
           : [])
       ].join('\n');
@@ -85,23 +112,27 @@ export async function useTheme(page: Page, theme: Theme): Promise<void> {
   );
 }
 
-/** Runs axe on the current page in each theme and fails on any violation of the WCAG A/AA rules. */
+/**
+ * Runs axe on the current page: the WCAG A/AA rules in each theme, then the structure rules once.
+ * Fails on any violation, listing them all.
+ */
 export async function expectAccessible(page: Page, options: AccessibleOptions = {}): Promise<void> {
   const report: string[] = [];
+  const run = async (check: string, builder: AxeBuilder): Promise<void> => {
+    const excludedRules = Object.keys(EXCLUDED_RULES);
+    if (excludedRules.length > 0) builder.disableRules(excludedRules);
+    for (const selector of Object.keys(options.exclude ?? {})) builder.exclude(selector);
+    const results = await builder.analyze();
+    await options.testInfo?.attach(`axe-${check}.json`, {
+      body: JSON.stringify(results, null, 2),
+      contentType: 'application/json'
+    });
+    if (results.violations.length > 0) report.push(describeViolations(check, page.url(), results.violations));
+  };
   for (const theme of options.themes ?? ['dark', 'light']) {
     await useTheme(page, theme);
-    let builder = new AxeBuilder({ page }).withTags(WCAG_TAGS);
-    const excludedRules = Object.keys(EXCLUDED_RULES);
-    if (excludedRules.length > 0) builder = builder.disableRules(excludedRules);
-    for (const selector of Object.keys(options.exclude ?? {})) builder = builder.exclude(selector);
-    const results = await builder.analyze();
-    if (options.testInfo) {
-      await options.testInfo.attach(`axe-${theme}.json`, {
-        body: JSON.stringify(results, null, 2),
-        contentType: 'application/json'
-      });
-    }
-    if (results.violations.length > 0) report.push(describeViolations(theme, page.url(), results.violations));
+    await run(theme, new AxeBuilder({ page }).withTags(WCAG_TAGS));
   }
-  expect(report, `axe found WCAG A/AA violations:\n${report.join('\n')}`).toEqual([]);
+  await run('structure', new AxeBuilder({ page }).withRules(STRUCTURE_RULES));
+  expect(report, `axe found violations:\n${report.join('\n')}`).toEqual([]);
 }

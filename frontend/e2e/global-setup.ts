@@ -4,10 +4,11 @@
 // OBT_E2E_STACK_CMD replaces the command; OBT_E2E_BASE_URL (+ OBT_E2E_OLLAMA_CONTROL_URL,
 // OBT_E2E_AGENT_PID) points at a stack that is already running instead.
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { STACK_FILE, type StackInfo } from './stack';
+import { stackFile, type StackInfo } from './stack';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
@@ -37,10 +38,13 @@ function stackCommand(): { command: string; args: string[] } {
 }
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
+  // This run's own file: engineers sharing a tree may run the suite at the same time.
+  process.env.OBT_E2E_STACK_FILE ??= join(tmpdir(), `obt-e2e-stack-${process.pid}.json`);
+  const file = stackFile();
   const preset = fromEnvironment();
   if (preset) {
-    writeFileSync(STACK_FILE, JSON.stringify(preset));
-    return async () => {};
+    writeFileSync(file, JSON.stringify(preset));
+    return async () => rmSync(file, { force: true });
   }
   if (!existsSync(join(repoRoot, 'obt/static/index.html'))) {
     throw new Error('The dashboard is not built: run `pnpm build` (or `make dashboard`) first.');
@@ -83,10 +87,11 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       reject(new Error(`the stack exited (${code ?? signal}) before it was ready\n${stderr}`));
     });
   });
-  writeFileSync(STACK_FILE, JSON.stringify(info));
+  writeFileSync(file, JSON.stringify(info));
   child.stdout.resume();
 
   return async () => {
+    rmSync(file, { force: true });
     if (child.exitCode !== null || child.pid === undefined) return;
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
     process.kill(-child.pid, 'SIGTERM');

@@ -5,7 +5,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test as base, expect, type APIRequestContext } from '@playwright/test';
 
-export const STACK_FILE = join(dirname(fileURLToPath(import.meta.url)), '.stack.json');
+/**
+ * Where global setup leaves the stack's details for the specs. Each run has its own file (global
+ * setup names it in OBT_E2E_STACK_FILE, which the workers inherit), so two runs in one tree
+ * never read each other's stack.
+ */
+export function stackFile(): string {
+  return process.env.OBT_E2E_STACK_FILE ?? join(dirname(fileURLToPath(import.meta.url)), '.stack.json');
+}
 
 export interface StackInfo {
   base_url: string;
@@ -18,7 +25,7 @@ export interface StackInfo {
 }
 
 export function readStack(): StackInfo {
-  return JSON.parse(readFileSync(STACK_FILE, 'utf8')) as StackInfo;
+  return JSON.parse(readFileSync(stackFile(), 'utf8')) as StackInfo;
 }
 
 export function controlUrl(stack: StackInfo, path: string): string {
