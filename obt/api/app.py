@@ -15,7 +15,7 @@ from starlette.routing import WebSocketRoute
 from obt import __version__
 from obt.api import agents, alerts, audit, reads, system
 from obt.api.body import document_bodies
-from obt.api.channel import CHANNEL_PATH, AgentChannelEndpoint
+from obt.api.channel import CHANNEL_PATH, AgentChannelEndpoint, ChannelShortcut
 from obt.api.channel_registry import ChannelRegistry
 from obt.api.errors import install_error_handlers
 from obt.api.middleware import Edge
@@ -100,5 +100,6 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
         metrics=metrics,
         body_timeout_s=settings.body_timeout_s,
         shortcut=shortcut,
+        channel=ChannelShortcut(),
     )
     return app

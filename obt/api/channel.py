@@ -86,6 +86,29 @@ class AgentChannelEndpoint:
         await session.run()
 
 
+class ChannelShortcut:
+    """The channel served straight from the edge middleware (see middleware.Edge): the same
+    session as the route's, without the framework's layers kept alive under every channel."""
+
+    def __init__(self, prefix: str = "/api/v1/agents/", suffix: str = "/channel") -> None:
+        self._prefix = prefix
+        self._suffix = suffix
+
+    def match(self, scope: Scope) -> str | None:
+        if scope["type"] != "websocket":
+            return None  # lifespan scopes have no path
+        path: str = scope["path"]
+        if path.startswith(self._prefix) and path.endswith(self._suffix):
+            client_id = path[len(self._prefix) : -len(self._suffix)]
+            if client_id and "/" not in client_id:
+                return client_id
+        return None
+
+    async def __call__(self, client_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["path_params"] = {"client_id": client_id}
+        await _Session(scope, receive, send).run()
+
+
 class _Session:
     """One WebSocket from its upgrade to its end."""
 

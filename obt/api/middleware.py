@@ -68,9 +68,13 @@ class Edge:
         metrics: Metrics,
         body_timeout_s: float = 10.0,
         shortcut: Shortcut | None = None,
+        channel: Shortcut | None = None,
     ) -> None:
         self.app = app
         self.shortcut = shortcut
+        # The agent channel's WebSockets, past the framework's layers: each open channel
+        # keeps its whole call stack alive, so every layer skipped is memory per connection.
+        self.channel = channel
         # The client list is ~0.5 MB of JSON for 1,000 machines: GETs that accept gzip go
         # through the compressor (it leaves the live event stream alone); the agents' small
         # POSTs skip its wrapping, a measurable cost per heartbeat.
@@ -86,7 +90,11 @@ class Edge:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            channel = self.channel
+            if channel is not None and (key := channel.match(scope)) is not None:
+                await channel(key, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         for name, value in scope["headers"]:

@@ -29,7 +29,14 @@ class ChannelWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+        kind = message["type"]
+        if kind == "websocket.send":
+            return
+        if kind == "websocket.accept" and self.handshake_complete:
+            # The handshake's request and response (and their headers) are not needed again:
+            # a server holding tens of thousands of channels should not keep them.
+            del self.request, self.response
+        elif kind == "websocket.http.response.body" and not message.get("more_body"):
             # An upgrade answered with an HTTP status (401, 403 ...) is a finished exchange:
             # without this, uvicorn logs "returned without completing handshake" for each.
             self.handshake_complete = True

@@ -4,6 +4,7 @@ bad and oversize frames, replacement, the idle close, shutdown, and the events i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -15,10 +16,15 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from obt.api.app import create_app
+from obt.api.channel import ChannelShortcut
+from obt.api.middleware import Edge
+from obt.settings import load_settings
 from tests.integration.simulated_agent import all_events
 from tests.support.processes import Launcher, ServerProcess, wait_until
 
 RECV_TIMEOUT_S = 10.0
+ENROLL = "enroll-" + "e" * 32
 
 
 class Agent:
@@ -339,3 +345,89 @@ def test_shutdown_closes_every_channel_with_server_stopping_before_the_store(
         assert ends[0]["position"] < stopped  # recorded before the store closed
         doc = docs[agent.client_id]
         assert (doc["transport"], doc["connection_lost"]) == (None, False)
+
+
+def test_the_edge_takes_only_channel_websockets() -> None:
+    shortcut = ChannelShortcut()
+
+    def match(kind: str, path: str) -> str | None:
+        return shortcut.match({"type": kind, "path": path})
+
+    assert match("websocket", "/api/v1/agents/gpu-box.lab_1/channel") == "gpu-box.lab_1"
+    assert match("http", "/api/v1/agents/a/channel") is None
+    assert match("websocket", "/api/v1/agents/a/b/channel") is None
+    assert match("websocket", "/api/v1/agents//channel") is None
+    assert match("websocket", "/api/v2/agents/a/channel") is None
+    assert shortcut.match({"type": "lifespan"}) is None
+
+
+async def talk(app: Any, token: str | None, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One WebSocket session with the ASGI app in this process: the messages it sent."""
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[dict[str, Any]] = []
+    await incoming.put({"type": "websocket.connect"})
+    for frame in frames:
+        await incoming.put({"type": "websocket.receive", "text": json.dumps(frame)})
+
+    async def receive() -> dict[str, Any]:
+        return await incoming.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        answers = [m for m in sent if m["type"] == "websocket.send"]
+        if message["type"] != "websocket.send" or len(answers) == len(frames):
+            await incoming.put({"type": "websocket.disconnect", "code": 1000})
+
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": "/api/v1/agents/a/channel",
+        "raw_path": b"/api/v1/agents/a/channel",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("obt", 80),
+        "subprotocols": [],
+        "extensions": {"websocket.http.response": {}},
+    }
+    await asyncio.wait_for(app(scope, receive, send), 10)
+    return sent
+
+
+@pytest.mark.parametrize("served_by", ["edge", "route"])
+async def test_edge_and_route_serve_the_same_channel(tmp_path: Path, served_by: str) -> None:
+    settings = load_settings(data_dir=tmp_path, enrollment_token=ENROLL, admin_token=ENROLL[::-1])
+    app = create_app(settings)
+    if served_by == "route":
+        for middleware in app.user_middleware:
+            if middleware.cls is Edge:
+                middleware.kwargs["channel"] = None
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://obt") as http:
+            session = str(uuid.uuid4())
+            r = await http.post(
+                "/api/v1/agents/register",
+                json={"client_id": "a", "hostname": "a", "session_id": session},
+                headers={"Authorization": f"Bearer {ENROLL}"},
+            )
+            secret = r.json()["client_secret"]
+        refused = await talk(app, None, [])
+        assert refused[0]["type"] == "websocket.http.response.start"
+        assert refused[0]["status"] == 401
+        assert json.loads(refused[1]["body"])["code"] == "not_authenticated"
+        body = {"seq": 1, "session_id": session, "ollama": {"reachable": True}}
+        sent = await talk(
+            app,
+            secret,
+            [
+                {"type": "hello", "protocol": 1, "session_id": session},
+                {"type": "heartbeat", "id": 1, "body": body},
+            ],
+        )
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.send"]
+    welcome, ack = (json.loads(m["text"]) for m in sent[1:])
+    assert welcome["type"] == "welcome"
+    assert (ack["status"], ack["body"]["status"]) == (200, "online")
