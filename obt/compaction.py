@@ -20,9 +20,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from obt.domain.events import SYSTEM_STREAM, LogCompacted
-from obt.errors import ArchiveError
+from obt.errors import ArchiveError, StoreError
 from obt.projections.retention import RetentionScan
 from obt.store.archive import (
     ManifestEntry,
@@ -232,8 +233,10 @@ class CompactionJob:
         *,
         every: timedelta = timedelta(days=1),
         first_after: timedelta = timedelta(minutes=5),
+        observe: Callable[[CompactionReport], None] = lambda report: None,
     ) -> None:
         self.compactor = compactor
+        self._observe = observe  # e.g. the obt_compaction_seconds histogram
         self._clock = clock
         self.every = every
         self._first_after = first_after
@@ -250,7 +253,16 @@ class CompactionJob:
             if not self._task.done():
                 return 0
             task, self._task = self._task, None
-            return task.result().removed  # a store error reaches the jobs loop's log
+            try:
+                report = task.result()
+            except StoreError:
+                raise  # the jobs loop logs it and tries again on the next day's run
+            except Exception:
+                log.exception("compaction failed; the next run is due at %s", self.next_at)
+                return 0
+            self._observe(report)
+            log.info("compaction: %s", report.summary())
+            return report.removed
         now = self._clock()
         if self.next_at is None:
             self.next_at = now + self._first_after
@@ -283,3 +295,15 @@ async def storage_sizes(store: object) -> dict[str, int]:
     if callable(archive):
         sizes["obt_archive_bytes"] = int(await archive().size_bytes())
     return sizes
+
+
+def compaction_job(
+    store: object,
+    clock: Callable[[], datetime],
+    retention: timedelta,
+    every: timedelta,
+    observe: Callable[[CompactionReport], None],
+) -> CompactionJob:
+    """The server's daily job; bootstrap adds it to the jobs that run on the lease holder."""
+    compactor = Compactor(cast("CompactableStore", store), retention, clock)
+    return CompactionJob(compactor, clock, every=every, observe=observe)

@@ -24,7 +24,13 @@ async def test_the_job_runs_once_a_day_after_a_settling_delay() -> None:
     fleet = await beating_fleet()
     store = fleet.store
     compactor = Compactor(store, timedelta(hours=1), fleet.clock.now)  # type: ignore[arg-type]
-    job = CompactionJob(compactor, fleet.clock.now, first_after=timedelta(minutes=5))
+    seen: list[float] = []
+    job = CompactionJob(
+        compactor,
+        fleet.clock.now,
+        first_after=timedelta(minutes=5),
+        observe=lambda report: seen.append(report.removed),
+    )
     fleet.clock.advance(2 * 3600)
     assert await job.run_once() == 0 and not job.running  # the first tick only schedules
     fleet.clock.advance(4 * 60)
@@ -33,7 +39,9 @@ async def test_the_job_runs_once_a_day_after_a_settling_delay() -> None:
     assert await job.run_once() == 0 and job.running
     report = await job.finished()
     assert report is not None and report.removed == 8  # heartbeats 2..9 of one run
+    assert seen == []
     assert await job.run_once() == 8  # reported once, on the next tick
+    assert seen == [8]
     assert await job.run_once() == 0 and not job.running
     fleet.clock.advance(23 * 3600)
     assert await job.run_once() == 0 and not job.running  # not yet a day since
