@@ -18,7 +18,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from obt.api.app import create_app
 from obt.api.channel import ChannelShortcut
+from obt.api.channel_registry import ChannelRegistry
 from obt.api.middleware import Edge
+from obt.errors import AgentBusy, AgentNotConnected
 from obt.settings import load_settings
 from tests.integration.simulated_agent import all_events
 from tests.support.processes import Launcher, ServerProcess, wait_until
@@ -431,3 +433,108 @@ async def test_edge_and_route_serve_the_same_channel(tmp_path: Path, served_by: 
     welcome, ack = (json.loads(m["text"]) for m in sent[1:])
     assert welcome["type"] == "welcome"
     assert (ack["status"], ack["body"]["status"]) == (200, "online")
+
+
+class InProcessAgent:
+    """A channel to the ASGI app in this process, driven frame by frame."""
+
+    def __init__(self, app: Any, client_id: str, token: str) -> None:
+        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.hold_sends = asyncio.Event()
+        self.hold_sends.set()
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "path": f"/api/v1/agents/{client_id}/channel",
+            "raw_path": f"/api/v1/agents/{client_id}/channel".encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+            "client": ("127.0.0.1", 2),
+            "server": ("obt", 80),
+            "subprotocols": [],
+        }
+        self.task = asyncio.create_task(app(scope, self.incoming.get, self._send))
+        self.incoming.put_nowait({"type": "websocket.connect"})
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.hold_sends.wait()  # a slow reader: the server's sends wait here
+        await self.outgoing.put(message)
+
+    async def say(self, frame: dict[str, Any]) -> None:
+        await self.incoming.put({"type": "websocket.receive", "text": json.dumps(frame)})
+
+    async def hear(self) -> dict[str, Any]:
+        message = await asyncio.wait_for(self.outgoing.get(), 10)
+        if message["type"] == "websocket.send":
+            heard: dict[str, Any] = json.loads(message["text"])
+            return heard
+        return message
+
+    async def close(self) -> None:
+        await self.incoming.put({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(self.task, 10)
+
+
+async def test_the_registry_sends_commands_and_hands_on_progress_and_results(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, enrollment_token=ENROLL, admin_token=ENROLL[::-1])
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://obt") as http:
+            session = str(uuid.uuid4())
+            r = await http.post(
+                "/api/v1/agents/register",
+                json={"client_id": "a", "hostname": "a", "session_id": session},
+                headers={"Authorization": f"Bearer {ENROLL}"},
+            )
+        registry: ChannelRegistry = app.state.channels
+        heard: list[tuple[str, Any]] = []
+
+        async def on_frame(client_id: str, frame: Any) -> None:
+            heard.append((client_id, dict(frame)))
+
+        registry.subscribe(on_frame)
+        with pytest.raises(AgentNotConnected):
+            await registry.send("a", {"type": "command", "operation_id": "op1"})
+        agent = InProcessAgent(app, "a", r.json()["client_secret"])
+        assert (await agent.hear())["type"] == "websocket.accept"
+        await agent.say({"type": "hello", "protocol": 1, "session_id": session})
+        assert (await agent.hear())["type"] == "welcome"
+        assert registry.connected("a")
+        command = {"type": "command", "operation_id": "op1", "action": "pull", "model": "m:1"}
+        await registry.send("a", command)
+        assert await agent.hear() == command
+        progress = {"type": "progress", "operation_id": "op1", "body": {"completed": 5}}
+        result = {"type": "result", "operation_id": "op1", "body": {"status": "succeeded"}}
+        await agent.say(progress)
+        await agent.say(result)
+        await agent.say(
+            {
+                "type": "heartbeat",
+                "id": 1,
+                "body": {"seq": 1, "session_id": session, "ollama": {"reachable": True}},
+            }
+        )
+        assert (await agent.hear())["status"] == 200  # after both frames were handed on
+        assert heard == [("a", progress), ("a", result)]
+        # An agent that stops reading: sends pile up to the bound, then AgentBusy.
+        agent.hold_sends.clear()
+        stuck = [
+            asyncio.create_task(registry.send("a", {"type": "cancel", "operation_id": f"o{i}"}))
+            for i in range(registry.max_pending_sends)
+        ]
+        channel = registry.current("a")
+        assert channel is not None
+        async with asyncio.timeout(10):
+            while channel.pending_sends < registry.max_pending_sends:
+                await asyncio.sleep(0)  # let the sends start (and block on the agent)
+        with pytest.raises(AgentBusy):
+            await registry.send("a", {"type": "cancel", "operation_id": "one-too-many"})
+        agent.hold_sends.set()
+        await asyncio.gather(*stuck)
+        await agent.close()
+        assert not registry.connected("a")
