@@ -135,6 +135,9 @@ class ClientCommands:
         digest = hash_secret(token)
         if state.registered and same_secret(digest, state.secret_sha256):
             return state
+        # Another instance may have issued a new secret since this one cached the client.
+        if await self._repo.refreshed(client_id) and same_secret(digest, state.secret_sha256):
+            return state
         owner = self._repo.owner_of_secret(digest)
         if owner is not None and owner != client_id:
             raise Forbidden(f"this secret belongs to another client, not {client_id!r}")
@@ -173,7 +176,9 @@ class ClientCommands:
                     new_secret_sha256=hash_secret(secret) if secret else None,
                 )
 
-            state = await self._decide_and_save(cmd.client_id, decide, cmd.correlation_id)
+            state = await self._decide_and_save(
+                cmd.client_id, decide, cmd.correlation_id, by_agent=not enrolling
+            )
             return Registration(created=created, client_secret=secret, state=state)
 
     async def heartbeat(self, cmd: RecordHeartbeat) -> HeartbeatAck:
@@ -198,7 +203,7 @@ class ClientCommands:
                 ]
 
             state = await self._decide_and_save(
-                cmd.client_id, decide, cmd.correlation_id, now=now, ids=ids
+                cmd.client_id, decide, cmd.correlation_id, now=now, ids=ids, by_agent=True
             )
             assert state.status is not None
             wanted = rules.models_wanted(state, cmd.models_digest)
@@ -213,7 +218,7 @@ class ClientCommands:
                 recorded[:] = events
                 return events
 
-            await self._decide_and_save(cmd.client_id, decide, cmd.correlation_id)
+            await self._decide_and_save(cmd.client_id, decide, cmd.correlation_id, by_agent=True)
             names: dict[str, list[str]] = {
                 k: [] for k in ("added", "removed", "changed", "loaded", "unloaded")
             }
@@ -229,6 +234,7 @@ class ClientCommands:
                 cmd.client_id,
                 lambda s: rules.decide_deregister(s, session_id=s.session_id, reason=cmd.reason),
                 cmd.correlation_id,
+                by_agent=True,
             )
 
     async def decommission(self, cmd: DecommissionClient) -> None:
@@ -261,6 +267,7 @@ class ClientCommands:
                     replacing=cmd.replacing,
                 ),
                 cmd.correlation_id,
+                by_agent=True,
             )
 
     async def close_channel(self, cmd: CloseChannel) -> None:
@@ -271,6 +278,7 @@ class ClientCommands:
                     s, channel_id=cmd.channel_id, reason=cmd.reason, code=cmd.code
                 ),
                 cmd.correlation_id,
+                by_agent=True,
             )
 
     async def detect_timeouts(self, _: DetectTimeouts | None = None) -> list[str]:
@@ -329,13 +337,24 @@ class ClientCommands:
         *,
         now: datetime | None = None,
         ids: Callable[[list[Event]], list[str]] | None = None,
+        by_agent: bool = False,
     ) -> ClientState:
+        """Decide on the cached state and append; on a lost race (or a refusal the cache may
+        be too old for) re-read the stream and decide again. `by_agent`: the request was
+        authenticated with the client's secret as cached, so a re-read that finds another
+        secret (issued through another instance, revoking that one) refuses it."""
         self._write_gate()
         state = await self._repo.load(client_id)
+        secret = state.secret_sha256
         for attempt in range(MAX_ATTEMPTS):
             try:
                 events = decide(state)
             except ClientRuleViolation as exc:
+                # The cache may be behind what another instance recorded (a new session, a
+                # registration after a stop): refuse only on the state as the log has it.
+                if attempt < MAX_ATTEMPTS - 1 and await self._repo.refreshed(client_id):
+                    self._same_secret(by_agent, secret, state)
+                    continue
                 raise _domain_error(exc, client_id) from None
             at = now or self._clock.now()
             metadata: dict[str, Any] = {"server_id": self._server_id}
@@ -354,4 +373,10 @@ class ClientCommands:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 state = await self._repo.refresh(client_id)
+                self._same_secret(by_agent, secret, state)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _same_secret(by_agent: bool, secret: str | None, state: ClientState) -> None:
+        if by_agent and state.secret_sha256 != secret:
+            raise NotAuthenticated("unknown or revoked client secret; register again")

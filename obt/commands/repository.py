@@ -110,6 +110,20 @@ class ClientRepository:
         await self._catch_up(state)
         return state
 
+    async def refreshed(self, client_id: str) -> bool:
+        """Re-read what other instances appended since the cached version, before refusing
+        on the cached state: whether the state moved on (False: it was current, or not
+        cached, and load() reads an uncached client's stream anyway)."""
+        state = self._cache.get(client_id)
+        if state is None:
+            return False
+        before = state.version
+        await self._catch_up(state)
+        if state.version == before:
+            return False
+        self._remember(state)
+        return True
+
     async def save(
         self,
         state: ClientState,
