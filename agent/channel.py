@@ -24,6 +24,9 @@ PROTOCOL = 1
 OPEN_TIMEOUT_S = 10.0
 ACK_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 3.0
+# Closing a channel that stopped acking is an error, not a clean close (1000/1001 read as
+# "clean" in the server's ChannelClosed).
+CLOSE_NO_ACK = 1011
 FrameHandler = Callable[[dict[str, Any]], None]
 
 
@@ -54,6 +57,7 @@ class Channel:
         self._reader: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        self._closing_with = 1000
 
     @classmethod
     async def open(
@@ -107,7 +111,7 @@ class Channel:
         except TimeoutError:
             # A channel that stops answering is as good as gone: close it, so the caller's
             # fallback and the next reconnect start from a clean state.
-            await self.close(code=1001)
+            await self.close(code=CLOSE_NO_ACK)
             raise ChannelLost(f"no ack to {type_} {frame_id} within {timeout_s:g} s") from None
         finally:
             self._pending.pop(frame_id, None)
@@ -119,6 +123,8 @@ class Channel:
         await self._send(frame)
 
     async def close(self, code: int = 1000) -> None:
+        # aiohttp first wakes the reader, whose own close would otherwise send 1000 first.
+        self._closing_with = code
         with contextlib.suppress(Exception):
             await self._ws.close(code=code)
         if self._reader is not None:
@@ -154,7 +160,7 @@ class Channel:
                 if not future.done():
                     future.set_exception(lost)
             with contextlib.suppress(Exception):
-                await self._ws.close()
+                await self._ws.close(code=self._closing_with)
 
     def _dispatch(self, text: str) -> None:
         try:

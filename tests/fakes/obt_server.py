@@ -49,6 +49,7 @@ class FakeObtServer:
     frames: list[dict[str, Any]] = field(default_factory=list)
     channels: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     channels_opened: int = 0
+    close_codes: list[int | None] = field(default_factory=list)  # as each channel ended
     upgrades_refused: int = 0
     base_url: str = ""
     _runner: web.AppRunner | None = None
@@ -185,26 +186,32 @@ class FakeObtServer:
         await self._notify()
         if older is not None:
             await older.close(code=4000, message=b"replaced")
+        close_code: int | None = None
         try:
-            async for message in ws:
-                if message.type is web.WSMsgType.TEXT:
-                    frame = json.loads(message.data)
-                    self.frames.append(frame)
-                    if frame.get("type") in ("heartbeat", "models", "deregister"):
-                        if self.cut_next_frames > 0:
-                            self.cut_next_frames -= 1
-                            await ws.close(code=1011, message=b"cut")
-                            break
-                        if self.stall_next_frames > 0:
-                            self.stall_next_frames -= 1
-                            await self._notify()
-                            continue
-                        status, doc = self._answer_frame(client_id, secret, frame)
-                        await ws.send_json(
-                            {"type": "ack", "id": frame["id"], "status": status, "body": doc}
-                        )
-                    await self._notify()
+            while True:
+                message = await ws.receive()
+                if message.type is web.WSMsgType.CLOSE:
+                    close_code = message.data  # the agent's own code, not our reply's
+                if message.type is not web.WSMsgType.TEXT:
+                    break
+                frame = json.loads(message.data)
+                self.frames.append(frame)
+                if frame.get("type") in ("heartbeat", "models", "deregister"):
+                    if self.cut_next_frames > 0:
+                        self.cut_next_frames -= 1
+                        await ws.close(code=1011, message=b"cut")
+                        break
+                    if self.stall_next_frames > 0:
+                        self.stall_next_frames -= 1
+                        await self._notify()
+                        continue
+                    status, doc = self._answer_frame(client_id, secret, frame)
+                    await ws.send_json(
+                        {"type": "ack", "id": frame["id"], "status": status, "body": doc}
+                    )
+                await self._notify()
         finally:
+            self.close_codes.append(close_code or ws.close_code)
             if self.channels.get(client_id) is ws:
                 del self.channels[client_id]
             await self._notify()

@@ -178,6 +178,7 @@ async def test_a_stalled_channel_is_closed_and_its_heartbeat_sent_by_http(
         await fake_obt.wait_until(lambda: fake_obt.channels_opened >= 2)
     stalled = fake_obt.frames[stalled_at]
     assert stalled["type"] == "heartbeat"
+    assert fake_obt.close_codes[0] == 1011  # given up as an error, not a clean close
     first_http = fake_obt.heartbeat_via.index("http")
     assert fake_obt.heartbeats[first_http] == stalled["body"]
     assert seqs(fake_obt) == list(range(1, len(fake_obt.heartbeats) + 1))
