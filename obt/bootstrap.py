@@ -20,10 +20,13 @@ from obt.commands.alerts import AlertRuleCommands
 from obt.commands.handlers import ClientCommands, Clock
 from obt.commands.lifecycle import ServerLifecycle
 from obt.commands.repository import ClientRepository
+from obt.compaction import compaction_job
 from obt.domain.events import LATEST_SCHEMA_VERSIONS
 from obt.domain.liveness import LivenessPolicy
 from obt.domain.upcasters import UPCASTERS
 from obt.errors import OBTError, StoreUnavailable
+from obt.jobs import BackgroundJobs
+from obt.jobs.alerts import alert_evaluator
 from obt.lease_keeper import LeaseKeeper, lease_timing
 from obt.live import LiveHub, status_counts
 from obt.metrics import Metrics
@@ -133,6 +136,7 @@ class OBT:
     metrics: Metrics
     alert_rules: AlertRuleCommands
     lease: LeaseKeeper
+    jobs: BackgroundJobs
     enrollment_token: str
     admin_token: str
     enrollment_token_created: bool = False
@@ -164,6 +168,7 @@ class OBT:
             await self.lease.tick()  # a lone instance holds the lease before its first sweep
             self._tasks.append(asyncio.create_task(self.lease.run(self._stop), name="jobs-lease"))
             self.scheduler.start(self.clock.now())
+            self._tasks.append(asyncio.create_task(self.jobs.run(self._stop), name="jobs"))
         self.started = True
 
     async def _record_start(self) -> None:
@@ -255,6 +260,20 @@ async def bootstrap(
     scheduler = TimeoutScheduler(
         commands.detect_timeouts, settings.scheduler_tick_s, hold=hold_jobs
     )
+    jobs = BackgroundJobs(
+        [
+            alert_evaluator(store, clock, runner, repo, lifecycle.server_id),
+            compaction_job(
+                store,
+                clock.now,
+                settings.heartbeat_retention,
+                settings.compaction_every,
+                lambda report: metrics.compaction_seconds.observe(report.seconds),
+            ),
+        ],
+        hold=hold_jobs,
+    )
+    runner.subscribe(jobs.on_changes)
     return OBT(
         settings=settings,
         store=store,
@@ -270,6 +289,7 @@ async def bootstrap(
         metrics=metrics,
         alert_rules=AlertRuleCommands(store, clock, server_id=lifecycle.server_id),
         lease=lease,
+        jobs=jobs,
         enrollment_token=enrollment,
         admin_token=admin,
         enrollment_token_created=enrollment_created,

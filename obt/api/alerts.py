@@ -20,6 +20,7 @@ from obt.commands.alerts import ChangeAlertRule, CreateAlertRule, DeleteAlertRul
 from obt.domain.alerts import MAX_FOR_S, MAX_REMIND_S, MAX_TARGETS
 from obt.errors import UnknownAlertRule
 from obt.projections.alert_rules import AlertRulesProjector
+from obt.projections.alerts import ALERTS, AlertsProjector
 from obt.store.ports import Doc
 
 router = APIRouter(tags=["alerts"])
@@ -202,3 +203,39 @@ async def delete_rule(rule_id: RuleIdPath, obt: OBTDep, _: AdminDep) -> Response
 
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size (default 100)")]
+
+
+class AlertList(BaseModel):
+    items: list[dict[str, Any]]
+    firing: int
+
+
+def _alerts(obt: OBT) -> AlertsProjector:
+    projector = obt.runner.projector("alerts")
+    assert isinstance(projector, AlertsProjector)
+    return projector
+
+
+@router.get(
+    "/alerts",
+    response_model=None,
+    responses={200: {"model": AlertList}, **ADMIN_ERRORS},
+    summary="Firing alerts, or every alert newest first (admin)",
+)
+async def list_alerts(
+    obt: OBTDep,
+    _: AdminDep,
+    state: Literal["firing", "all"] = "all",
+    client_id: Annotated[ClientId | None, Query()] = None,
+    limit: Limit = 100,
+) -> Response:
+    projector = _alerts(obt)
+    firing = [
+        d for d in projector.open.values() if client_id is None or d["client_id"] == client_id
+    ]
+    if state == "firing":
+        items = sorted(firing, key=lambda d: (d["fired_at"], d["dedupe_key"]), reverse=True)
+        items = items[:limit]
+    else:
+        items = await obt.store.find(ALERTS, client_id=client_id, descending=True, limit=limit)
+    return json_response({"items": items, "firing": len(firing)})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from obt.domain.events import event_from_data
 from obt.errors import CheckpointConflict, StoreError
 from obt.projections.alert_rules import AlertRulesProjector
+from obt.projections.alerts import AlertsProjector
 from obt.projections.base import HEARTBEAT, Batch, Change, Envelope, Projector
 from obt.projections.client_state import ClientStateProjector
 from obt.projections.clients import ClientsProjector
@@ -40,6 +41,7 @@ def default_projectors() -> list[Projector]:
         TimelineProjector(),
         ModelsProjector(),
         AlertRulesProjector(),
+        AlertsProjector(),
     ]
 
 

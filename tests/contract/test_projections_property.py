@@ -42,6 +42,8 @@ ACTION = st.one_of(
     st.tuples(st.just("rule"), st.integers(0, 11)),
     st.tuples(st.just("change_rule"), st.integers(0, 3), st.integers(0, 11)),
     st.tuples(st.just("delete_rule"), st.integers(0, 3)),
+    st.tuples(st.just("evaluate"), st.booleans()),
+    st.tuples(st.just("evaluate"), st.booleans()),
     st.tuples(st.just("open_channel"), CLIENTS),
     st.tuples(
         st.just("close_channel"),
@@ -83,6 +85,8 @@ async def play(fleet: Fleet, actions: Sequence[tuple[Any, ...]]) -> None:
                     await fleet.change_rule(args[0], args[1])
                 case "delete_rule":
                     await fleet.delete_rule(args[0])
+                case "evaluate":
+                    await fleet.evaluate(project=args[0])
                 case "open_channel":
                     await fleet.open_channel(args[0])
                 case "close_channel":
@@ -163,8 +167,12 @@ async def check_history(store: Store, actions: Sequence[tuple[Any, ...]], crash_
 Opener = Callable[[], Awaitable[Store]]
 
 
-def run_property(open_store: Callable[[str], Awaitable[Store]], data: st.DataObject) -> None:
-    actions = data.draw(HISTORIES)
+def run_property(
+    open_store: Callable[[str], Awaitable[Store]],
+    data: st.DataObject,
+    histories: st.SearchStrategy[list[tuple[Any, ...]]] = HISTORIES,
+) -> None:
+    actions = data.draw(histories)
     crash_at = data.draw(st.integers(1, 6))
 
     async def main() -> None:
@@ -213,3 +221,40 @@ def test_projections_agree_on_mongodb(secantus_uri: str, data: st.DataObject) ->
         return store
 
     run_property(open_store, data)
+
+
+# Histories that start with clients and every kind of alert rule, so that alerts fire, remind
+# and resolve in most examples (random histories rarely line all that up).
+ALERT_PREAMBLE: list[tuple[Any, ...]] = [
+    ("register", "a", True, False),
+    ("register", "b", False, False),
+    *[("rule", variant) for variant in range(6)],
+    ("deregister", "a"),
+    ("advance", 120),
+    ("evaluate", True),
+]
+ALERT_HISTORIES = st.lists(ACTION, min_size=5, max_size=30).map(lambda h: ALERT_PREAMBLE + h)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_alert_projections_agree_on_memory(data: st.DataObject) -> None:
+    async def open_store(_: str) -> Store:
+        return MemoryStore(make_codec())
+
+    run_property(open_store, data, ALERT_HISTORIES)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_alert_projections_agree_on_sqlite(data: st.DataObject) -> None:
+    from obt.store.sqlite import SQLiteStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+
+        async def open_store(_: str) -> Store:
+            store = SQLiteStore(Path(tmp) / "obt.sqlite3", make_codec())
+            await store.open()
+            return store
+
+        run_property(open_store, data, ALERT_HISTORIES)

@@ -153,3 +153,48 @@ async def test_invalid_rules_get_422_with_a_reason(
     assert r.status_code == 422, r.text
     assert r.json()["code"] == code
     assert says in r.json()["detail"]
+
+
+async def test_alerts_fire_and_resolve_through_the_api(client: httpx.AsyncClient) -> None:
+    stopped = rule(
+        scope={"client_ids": ["h1"]},
+        condition={"kind": "status", "statuses": ["stopped"]},
+    )
+    assert (await client.post(RULES, json=stopped, headers=AS_ADMIN)).status_code == 201
+    session = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    enroll = {"Authorization": f"Bearer {ENROLL}"}
+    reg = await client.post(
+        "/api/v1/agents/register",
+        json={"client_id": "h1", "hostname": "h1", "session_id": session},
+        headers=enroll,
+    )
+    secret = {"Authorization": f"Bearer {reg.json()['client_secret']}"}
+    assert (await client.post("/api/v1/agents/h1/deregister", headers=secret)).status_code == 204
+
+    async def firing() -> list[dict[str, Any]]:
+        r = await client.get("/api/v1/alerts", params={"state": "firing"}, headers=AS_ADMIN)
+        items: list[dict[str, Any]] = r.json()["items"]
+        return items
+
+    (alert,) = await until(firing, "the stopped client never set off its alert")
+    assert alert["client_id"] == "h1" and alert["status"] == "stopped"
+    assert alert["dedupe_key"].endswith("/h1/1")
+
+    again = await client.post(
+        "/api/v1/agents/register",
+        json={"client_id": "h1", "hostname": "h1", "session_id": session},
+        headers=secret,
+    )
+    assert again.status_code == 200, again.text
+
+    async def resolved() -> list[dict[str, Any]]:
+        r = await client.get("/api/v1/alerts", headers=AS_ADMIN)
+        body = r.json()
+        done = [a for a in body["items"] if a["state"] == "resolved"]
+        return done if body["firing"] == 0 else []
+
+    (done,) = await until(resolved, "the alert did not resolve when the client came back")
+    assert done["dedupe_key"] == alert["dedupe_key"] and done["resolve_reason"] == "cleared"
+    bad = await client.get("/api/v1/alerts", params={"state": "odd"}, headers=AS_ADMIN)
+    assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
+    assert (await client.get("/api/v1/alerts")).status_code == 401

@@ -24,6 +24,7 @@ from obt.commands.messages import (
 from obt.commands.repository import ClientRepository
 from obt.domain.client import InstalledModel, LoadedModel
 from obt.domain.liveness import LivenessPolicy
+from obt.jobs.alerts import alert_evaluator
 from obt.projections.runner import ProjectionRunner, default_projectors
 from obt.store.codec import dumps
 from obt.store.ports import Store
@@ -59,6 +60,7 @@ class Fleet:
         self.runner = ProjectionRunner(store, batch_size=50)
         self.agents: dict[str, Agent] = {}
         self.alert_rules = AlertRuleCommands(store, self.clock, server_id="test")
+        self.evaluator = alert_evaluator(store, self.clock, self.runner, self.repo, "test")
         self.rule_ids: list[str] = []
 
     async def start(self) -> None:
@@ -167,6 +169,12 @@ class Fleet:
         rule_id = self.rule_ids[which % len(self.rule_ids)] if self.rule_ids else "none"
         await self.alert_rules.delete(DeleteAlertRule(rule_id=rule_id))
 
+    async def evaluate(self, *, project: bool = False) -> int:
+        """One alert evaluation on what the read models know now (caught up first if asked)."""
+        if project:
+            await self.project()
+        return await self.evaluator.run_once()
+
     async def sweep(self) -> list[str]:
         return await self.commands.detect_timeouts()
 
@@ -198,7 +206,7 @@ class Fleet:
 def rule_variant(variant: int) -> dict[str, Any]:
     """A few alert rules that differ in every way a rule can (scope, condition, targets)."""
     conditions: list[dict[str, Any]] = [
-        {"kind": "status", "statuses": ["offline"], "for_s": 0},
+        {"kind": "status", "statuses": ["offline", "stopped"], "for_s": 0},
         {"kind": "status", "statuses": ["offline", "degraded", "stopped"], "for_s": 60},
         {"kind": "model_missing", "model": "llama3"},
         {"kind": "digest_drift"},
