@@ -141,8 +141,12 @@ def summary_total(server: ServerProcess) -> int:
 def measure(clients: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     data_dir = tmp / f"fleet-{clients}"
     t0 = time.perf_counter()
-    events = fill(data_dir, clients)
-    print(f"{clients} clients: {events:,} events written in {time.perf_counter() - t0:.1f} s")
+    if (data_dir / "obt.sqlite3").exists():  # --work-dir kept from an earlier run
+        events = 0
+        print(f"{clients} clients: the log in {data_dir} again")
+    else:
+        events = fill(data_dir, clients)
+        print(f"{clients} clients: {events:,} events written in {time.perf_counter() - t0:.1f} s")
     server = ServerProcess(
         data_dir,
         interval_s=10,
@@ -151,8 +155,9 @@ def measure(clients: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
         log_dir=tmp / f"logs-{clients}",
         env={"OBT_LOG_LEVEL": "warning", "OBT_DASHBOARD_DIR": str(args.dashboard_dir)},
     )
+    t0 = time.perf_counter()
+    server.start(timeout=1800)  # the server answers once it has caught up with the log
     with server:
-        t0 = time.perf_counter()
         wait_until(
             lambda: summary_total(server) == clients,
             1800,
@@ -283,6 +288,10 @@ def main() -> None:
     parser.add_argument(
         "--dashboard-dir", type=Path, default=STATIC_INDEX.parent, help="a dashboard build"
     )
+    parser.add_argument(
+        "--work-dir", type=Path, help="keep the logs here (a log already there is used again)"
+    )
+    parser.add_argument("--json", type=Path, help="write every figure here as well")
     args = parser.parse_args()
     if not (args.dashboard_dir / "index.html").exists():
         raise SystemExit(
@@ -290,9 +299,16 @@ def main() -> None:
         )
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed for the heartbeat load: apt-get install wrk")
+    results = []
     with tempfile.TemporaryDirectory(prefix="obt-dashboard-bench-") as name:
-        results = [measure(n, args, Path(name)) for n in args.clients]
-    report(results)
+        work = args.work_dir or Path(name)
+        for n in args.clients:
+            results.append(measure(n, args, work))
+            report(results[-1:])  # each size as soon as it is measured
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1), "utf-8")
+    if len(results) > 1:
+        report(results)
 
 
 if __name__ == "__main__":
