@@ -28,7 +28,7 @@ from obt.errors import OBTError, StoreUnavailable
 from obt.jobs import BackgroundJobs
 from obt.jobs.alerts import alert_evaluator
 from obt.lease_keeper import LeaseKeeper, lease_timing
-from obt.live import LiveHub, status_counts
+from obt.live import LiveHub
 from obt.metrics import Metrics
 from obt.projections.client_state import ClientStateProjector
 from obt.projections.clients import ClientsProjector
@@ -249,7 +249,8 @@ async def bootstrap(
     assert isinstance(clients_projector, ClientsProjector)
     assert isinstance(models_projector, ModelsProjector)
     read_models = ReadModels(store, clients_projector, models_projector)
-    live = LiveHub(read_models, clock, counts=lambda: status_counts(clients_projector))
+    # Counts from the clients index: kept up to date per change, not counted over the fleet.
+    live = LiveHub(read_models, clock, counts=lambda: read_models.status_counts(clock.now()))
     runner.subscribe(live.publish)
     lease = make_lease(settings, store)
 

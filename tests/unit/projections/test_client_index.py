@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from obt.bootstrap import make_codec
+from obt.live import status_counts
 from obt.projections.client_index import (
     SORT_FIELDS,
     STATUS_RANK,
@@ -148,6 +149,8 @@ async def test_the_live_index_follows_every_change(fleet: Fleet) -> None:
             assert live["counts"] == fresh.counts
         summary = await read.fleet_counts(now)
         assert summary["total"] == 12
+        # The live feed's counts come from the index: the same as counting the fleet.
+        assert read.status_counts(now) == status_counts(projector(fleet))
 
     await agree()  # builds every ordering
     fleet.clock.advance(5)
@@ -173,6 +176,7 @@ async def test_the_live_index_follows_every_change(fleet: Fleet) -> None:
         assert [c["client_id"] for c in (await read.client_page(q, now))["items"]] == (
             fresh.page(q, now).ids
         )
+    assert read.status_counts(now) == status_counts(projector(fleet))
 
 
 async def test_cursors_are_checked(fleet: Fleet) -> None:
