@@ -331,9 +331,88 @@ class AlertResolved(Event):
     notify: bool  # whether a resolve notice goes out (the rule's send_resolved)
 
 
+# ---------------------------------------------------------------- fleet operations (stream
+# operation-<id>): pull or delete one model on chosen hosts
+
+OPERATION_STREAM_PREFIX = "operation-"
+
+
+def operation_stream(operation_id: str) -> str:
+    return f"{OPERATION_STREAM_PREFIX}{operation_id}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OperationRequested(Event):
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("expires_at",)
+    operation_id: str
+    action: str  # pull | delete
+    model: str
+    targets: list[str]  # client ids, resolved from the selector when requested
+    selector: dict[str, Any]  # as asked: {client_ids: [...]} or {labels: {k: v}}
+    max_parallel: int
+    expires_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OperationTargetStarted(Event):
+    operation_id: str
+    client_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OperationTargetProgressed(Event):
+    operation_id: str
+    client_id: str
+    status: str | None  # the agent's phase, as Ollama's pull stream names it
+    completed: int | None
+    total: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OperationTargetSucceeded(Event):
+    operation_id: str
+    client_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OperationTargetFailed(Event):
+    operation_id: str
+    client_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OperationTargetCancelled(Event):
+    operation_id: str
+    client_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OperationTargetExpired(Event):
+    operation_id: str
+    client_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OperationFinished(Event):
+    operation_id: str
+    succeeded: int
+    failed: int
+    cancelled: int
+    expired: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
+        OperationRequested,
+        OperationTargetStarted,
+        OperationTargetProgressed,
+        OperationTargetSucceeded,
+        OperationTargetFailed,
+        OperationTargetCancelled,
+        OperationTargetExpired,
+        OperationFinished,
         ClientRegistered,
         ClientReregistered,
         HeartbeatReceived,
