@@ -112,7 +112,7 @@ class Compactor:
 
     async def _compact(self, report: CompactionReport, *, dry_run: bool) -> None:
         records = await compactions(self._store)
-        after = records[-1].data["last_position"] if records else 0
+        after = max((int(e.data["last_position"]) for e in records), default=0)
         scan = RetentionScan(horizon=report.horizon_position)
         pending: list[RecordedEvent] = []
         while after < report.horizon_position:
