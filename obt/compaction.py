@@ -278,6 +278,10 @@ class CompactionJob:
             return None
         return await asyncio.shield(self._task)
 
+    async def close(self) -> None:
+        """At shutdown: a run cut short here is finished by the next one (see recover)."""
+        await self.stop()
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None and not task.done():
