@@ -27,9 +27,11 @@ from obt.domain.upcasters import UPCASTERS
 from obt.errors import OBTError, StoreUnavailable
 from obt.jobs import BackgroundJobs
 from obt.jobs.alerts import alert_evaluator
+from obt.jobs.notifications import notification_delivery
 from obt.lease_keeper import LeaseKeeper, lease_timing
 from obt.live import LiveHub
 from obt.metrics import Metrics
+from obt.notify.targets import TargetNotifier
 from obt.projections.client_state import ClientStateProjector
 from obt.projections.clients import ClientsProjector
 from obt.projections.models import ModelsProjector
@@ -207,6 +209,7 @@ class OBT:
             with contextlib.suppress(asyncio.CancelledError, OBTError):
                 await asyncio.wait_for(task, timeout=5)
         self._tasks.clear()
+        await self.jobs.close()
         await self.lease.release()  # another instance takes the jobs over at once
         await self.live.stop()
         await self.store.close()
@@ -264,6 +267,7 @@ async def bootstrap(
     jobs = BackgroundJobs(
         [
             alert_evaluator(store, clock, runner, repo, lifecycle.server_id),
+            notification_delivery(store, clock, runner, TargetNotifier(), lifecycle.server_id),
             compaction_job(
                 store,
                 clock.now,

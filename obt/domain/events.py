@@ -331,6 +331,38 @@ class AlertResolved(Event):
     notify: bool  # whether a resolve notice goes out (the rule's send_resolved)
 
 
+NOTICE_STREAM_PREFIX = "notice-"
+
+
+def notice_stream(rule_id: str, client_id: str) -> str:
+    return f"{NOTICE_STREAM_PREFIX}{rule_id}-{client_id}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationDelivered(Event):
+    """One attempt to deliver a notice to one target succeeded (the receiver has it)."""
+
+    notice_id: str  # the notice: its dedupe key (see docs/alerts.md)
+    rule_id: str
+    client_id: str
+    target_id: str  # stable id of the target (a hash of its address, never the address)
+    target: str  # what kind of target, credentials masked: "webhook https://host/…"
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationFailed(Event):
+    DATETIME_FIELDS: ClassVar[tuple[str, ...]] = ("next_attempt_at",)
+    notice_id: str
+    rule_id: str
+    client_id: str
+    target_id: str
+    target: str
+    attempt: int
+    error: str
+    next_attempt_at: datetime | None  # None: given up (24 h of retries, or the target is gone)
+
+
 # ---------------------------------------------------------------- fleet operations (stream
 # operation-<id>): pull or delete one model on chosen hosts
 
@@ -440,6 +472,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AlertFired,
         AlertReminded,
         AlertResolved,
+        NotificationDelivered,
+        NotificationFailed,
     )
 }
 

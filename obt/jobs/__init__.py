@@ -35,7 +35,7 @@ class BackgroundJobs:
         *,
         tick_s: float = 1.0,
         hold: Callable[[], str | None] = lambda: None,
-        wake_on: Collection[str] = ("alert", "alert_rule"),
+        wake_on: Collection[str] = ("alert", "alert_rule", "alert_notice"),
     ) -> None:
         self.jobs = list(jobs)
         self._wake_on = frozenset(wake_on)  # read-model changes that bring jobs work
@@ -97,6 +97,13 @@ class BackgroundJobs:
                 await asyncio.gather(waiter, stopper, return_exceptions=True)
         finally:
             self.running = False
+
+    async def close(self) -> None:
+        """Let every job that holds resources (connections, tasks) let go of them."""
+        for job in self.jobs:
+            close = getattr(job, "close", None)
+            if close is not None:
+                await close()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from obt.domain.events import event_from_data
 from obt.errors import CheckpointConflict, StoreError
+from obt.projections.alert_notices import AlertNoticesProjector
 from obt.projections.alert_rules import AlertRulesProjector
 from obt.projections.alerts import AlertsProjector
 from obt.projections.base import HEARTBEAT, Batch, Change, Envelope, Projector
@@ -42,6 +43,7 @@ def default_projectors() -> list[Projector]:
         ModelsProjector(),
         AlertRulesProjector(),
         AlertsProjector(),
+        AlertNoticesProjector(),
     ]
 
 

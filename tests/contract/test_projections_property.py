@@ -44,6 +44,7 @@ ACTION = st.one_of(
     st.tuples(st.just("delete_rule"), st.integers(0, 3)),
     st.tuples(st.just("evaluate"), st.booleans()),
     st.tuples(st.just("evaluate"), st.booleans()),
+    st.tuples(st.just("deliver"), st.sampled_from([None, "HTTP 503"])),
     st.tuples(st.just("open_channel"), CLIENTS),
     st.tuples(
         st.just("close_channel"),
@@ -87,6 +88,9 @@ async def play(fleet: Fleet, actions: Sequence[tuple[Any, ...]]) -> None:
                     await fleet.delete_rule(args[0])
                 case "evaluate":
                     await fleet.evaluate(project=args[0])
+                case "deliver":
+                    await fleet.project()
+                    await fleet.deliver(failing=args[0])
                 case "open_channel":
                     await fleet.open_channel(args[0])
                 case "close_channel":

@@ -25,6 +25,8 @@ from obt.commands.repository import ClientRepository
 from obt.domain.client import InstalledModel, LoadedModel
 from obt.domain.liveness import LivenessPolicy
 from obt.jobs.alerts import alert_evaluator
+from obt.jobs.notifications import notification_delivery
+from obt.notify.memory import MemoryNotifier
 from obt.projections.runner import ProjectionRunner, default_projectors
 from obt.store.codec import dumps
 from obt.store.ports import Store
@@ -61,6 +63,8 @@ class Fleet:
         self.agents: dict[str, Agent] = {}
         self.alert_rules = AlertRuleCommands(store, self.clock, server_id="test")
         self.evaluator = alert_evaluator(store, self.clock, self.runner, self.repo, "test")
+        self.notifier = MemoryNotifier()
+        self.delivery = notification_delivery(store, self.clock, self.runner, self.notifier, "test")
         self.rule_ids: list[str] = []
 
     async def start(self) -> None:
@@ -174,6 +178,14 @@ class Fleet:
         if project:
             await self.project()
         return await self.evaluator.run_once()
+
+    async def deliver(self, *, failing: str | None = None) -> int:
+        """One delivery round through the in-memory notifier (failing with `failing` if set),
+        waited for to the end."""
+        self.notifier.failing = failing
+        started = await self.delivery.run_once()
+        await self.delivery.settle()
+        return started
 
     async def sweep(self) -> list[str]:
         return await self.commands.detect_timeouts()
