@@ -16,6 +16,8 @@ OBTError
 │   ├── UnknownClient
 │   ├── ClientIsDecommissioned
 │   ├── InvalidCommand
+│   ├── UnknownOperation
+│   ├── InvalidOperation         a fleet operation that cannot be requested as asked
 │   ├── UnknownAlertRule
 │   └── InvalidAlertRule         a rule (or maintenance window) that cannot be accepted
 ├── AuthError
@@ -115,6 +117,20 @@ class ClientIsDecommissioned(DomainError):
 
 class InvalidCommand(DomainError):
     """Refused by the aggregate's rules; `code` is stable (e.g. stale_seq, session_mismatch)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UnknownOperation(DomainError):
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"no operation {operation_id!r}")
+        self.operation_id = operation_id
+
+
+class InvalidOperation(DomainError):
+    """Refused by the operation's rules; `code` is stable, the message says what to fix."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
