@@ -13,6 +13,9 @@ import {
   fleetSummarySchema,
   modelListSchema,
   modelPageSchema,
+  operationCreatedSchema,
+  operationListSchema,
+  operationSchema,
   serverInfoSchema,
   timelinePageSchema,
   uptimeSchema
@@ -92,6 +95,15 @@ async function errorFromResponse(response: Response, path: string): Promise<ApiE
   return new ApiError(response.status, code, detail, path);
 }
 
+/** POST /operations: hosts by id (a delete needs them) or by labels. */
+export interface OperationRequest {
+  action: 'pull' | 'delete';
+  model: string;
+  targets: { client_ids: string[] } | { labels: Record<string, string> };
+  max_parallel?: number;
+  expires_in_s?: number;
+}
+
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, init)) {
@@ -99,12 +111,38 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
     schema: S,
     path: string,
     query?: Query,
-    signal?: AbortSignal
+    signal?: AbortSignal,
+    token?: string | null
+  ): Promise<z.infer<S>> {
+    return request(
+      schema,
+      path,
+      { headers: authorized({ accept: 'application/json' }, token), signal },
+      query
+    );
+  }
+
+  /** POST `body` as JSON with the admin token. */
+  async function post<S extends z.ZodType>(
+    schema: S,
+    path: string,
+    body: unknown,
+    token: string
+  ): Promise<z.infer<S>> {
+    const headers = authorized({ accept: 'application/json', 'content-type': 'application/json' }, token);
+    return request(schema, path, { method: 'POST', headers, body: JSON.stringify(body) });
+  }
+
+  async function request<S extends z.ZodType>(
+    schema: S,
+    path: string,
+    init: RequestInit,
+    query?: Query
   ): Promise<z.infer<S>> {
     const url = apiUrl(path, query);
     let response: Response;
     try {
-      response = await fetchImpl(url, { headers: { accept: 'application/json' }, signal });
+      response = await fetchImpl(url, init);
     } catch (cause) {
       throw new NetworkError(path, cause);
     }
@@ -119,6 +157,7 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
   }
 
   const clientPath = (id: string) => `/clients/${encodeURIComponent(id)}`;
+  const operationPath = (id: string) => `/operations/${encodeURIComponent(id)}`;
 
   return {
     info: (signal?: AbortSignal) => get(serverInfoSchema, '/info', {}, signal),
@@ -153,11 +192,23 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
       get(eventPageSchema, '/events', eventQuery(query), signal),
     clientState: (id: string, at: string, signal?: AbortSignal) =>
       get(clientStateSchema, `${clientPath(id)}/state`, { at }, signal),
-    fleetState: (at: string, signal?: AbortSignal) => get(fleetStateSchema, '/fleet/state', { at }, signal)
+    fleetState: (at: string, signal?: AbortSignal) => get(fleetStateSchema, '/fleet/state', { at }, signal),
+    operations: (token: string, signal?: AbortSignal) =>
+      get(operationListSchema, '/operations', {}, signal, token).then((r) => r.items),
+    operation: (id: string, token: string, signal?: AbortSignal) =>
+      get(operationSchema, operationPath(id), {}, signal, token),
+    requestOperation: (body: OperationRequest, token: string) =>
+      post(operationCreatedSchema, '/operations', body, token),
+    cancelOperation: (id: string, token: string) =>
+      post(operationSchema.partial(), `${operationPath(id)}/cancel`, {}, token)
   };
 }
 
 export type Api = ReturnType<typeof createApi>;
+
+function authorized(headers: Record<string, string>, token?: string | null): Record<string, string> {
+  return token ? { ...headers, authorization: `Bearer ${token}` } : headers;
+}
 
 function eventQuery(query: EventQuery): Query {
   return {

@@ -232,3 +232,39 @@ export const liveModelSchema = z.union([
   modelAvailabilitySchema
 ]);
 export type LiveModel = z.infer<typeof liveModelSchema>;
+
+// ---------------------------------------------------------------- fleet operations (admin)
+
+export const OPERATION_ACTIONS = ['pull', 'delete'] as const;
+export const TARGET_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
+export type TargetState = (typeof TARGET_STATES)[number];
+
+/** One host of an operation: its state and, while running, the agent's last progress. */
+export const operationTargetSchema = z.object({
+  client_id: z.string(),
+  hostname: z.string().nullish(),
+  state: z.enum(TARGET_STATES),
+  status: z.string().nullish(),
+  completed: z.number().nonnegative().nullish(),
+  total: z.number().nonnegative().nullish(),
+  reason: z.string().nullish()
+});
+export type OperationTarget = z.infer<typeof operationTargetSchema>;
+
+export const operationSchema = z.object({
+  operation_id: z.string(),
+  action: z.enum(OPERATION_ACTIONS),
+  model: z.string(),
+  max_parallel: z.number().int().positive(),
+  requested_at: isoTime.nullish(),
+  expires_at: isoTime.nullish(),
+  finished: z.boolean(),
+  targets: z.array(operationTargetSchema)
+});
+export type Operation = z.infer<typeof operationSchema>;
+
+export const operationListSchema = z.object({ items: z.array(operationSchema) });
+
+/** The 202 answer to POST /operations. */
+export const operationCreatedSchema = z.object({ operation_id: z.string(), targets: z.array(z.string()) });
+export type OperationCreated = z.infer<typeof operationCreatedSchema>;
