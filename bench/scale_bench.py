@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from tests.integration.simulated_agent import SimulatedAgent
 from tests.support.processes import SecantusProcess, ServerProcess
-from tests.support.scale import HeartbeatLoad, block_next_insert, counter_held, instance
+from tests.support.scale import HeartbeatLoad, block_next_insert, counter_held, instance, running
+from tests.support.sse import SseReader
 
 
 def crash_once(
@@ -68,6 +70,62 @@ def crash_once(
                 process.kill()
 
 
+def live_delay(
+    tmp: Path, instances: int, agents: int, every_s: float, probes: int, same: bool = False
+) -> list[float]:
+    """Seconds from a status change acknowledged by one instance to its /live message on
+    another, under a heartbeat load spread over every instance."""
+    secantus = SecantusProcess(tmp / "logs", tmp / "secantus").start()
+    servers = [instance(tmp, secantus, "i0", "live")]
+    servers += [
+        instance(tmp, secantus, f"i{i}", "live", tokens=servers[0]) for i in range(1, instances)
+    ]
+    try:
+        for server in servers:
+            server.spawn()
+        for server in servers:
+            server.ready(60)
+        watcher, writer = servers[0], servers[0 if same else -1]
+        fleet: list[tuple[SimulatedAgent, ServerProcess]] = []
+        probe = SimulatedAgent(writer, "probe")
+        with writer.client(timeout=30) as http:
+            assert probe.register(http).status_code == 201
+            for i in range(agents):
+                agent = SimulatedAgent(writer, f"load-{i}")
+                assert agent.register(http).status_code == 201
+                fleet.append((agent, servers[i % len(servers)]))
+        delays: list[float] = []
+        reader = SseReader(f"{watcher.api_url}/live?watch=client:probe")
+        with running(HeartbeatLoad(fleet, every_s=every_s)), writer.client(timeout=30) as http:
+            for n in range(probes):
+                reachable = n % 2 == 1
+                assert probe.heartbeat(http, reachable=reachable).status_code == 200
+                acked = time.monotonic()
+                want = "online" if reachable else "degraded"
+                deadline = acked + 30
+                while time.monotonic() < deadline:
+                    found = [
+                        m["received_at"]
+                        for m in list(reader.messages)
+                        if m["event"] == "client"
+                        and m["received_at"] >= acked - 1
+                        and json.loads(m["data"]).get("status") == want
+                    ]
+                    if found:
+                        delays.append(max(0.0, min(found) - acked))
+                        break
+                    time.sleep(0.01)
+                else:
+                    delays.append(float("inf"))
+                time.sleep(1.2)  # the feed sends at most one message per document per second
+        reader.close()
+        return delays
+    finally:
+        for process in (*servers, secantus):
+            if process.running:
+                process.kill()
+
+
 def _restart(victim: ServerProcess) -> int:
     """Start the victim again until it serves (a start may exit while the log is held)."""
     for attempt in range(1, 10):
@@ -81,13 +139,30 @@ def _restart(victim: ServerProcess) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=["crash"])
+    parser.add_argument("scenario", choices=["crash", "live"])
+    parser.add_argument("--instances", type=int, default=3)
+    parser.add_argument("--probes", type=int, default=50)
+    parser.add_argument("--same", action="store_true", help="live: watch the writing instance")
     parser.add_argument("--agents", type=int, default=60)
     parser.add_argument("--every", type=float, default=0.5, help="seconds between heartbeats")
     parser.add_argument("--lease-ttl", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--observe", type=float, default=20.0, help="seconds after the kill")
     args = parser.parse_args()
+    if args.scenario == "live":
+        with tempfile.TemporaryDirectory(prefix="obt-scale-") as tmp:
+            delays = sorted(
+                live_delay(
+                    Path(tmp), args.instances, args.agents, args.every, args.probes, args.same
+                )
+            )
+        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+        print(
+            f"live-feed delay across instances ({args.instances} instances, {args.agents} agents "
+            f"every {args.every} s, {len(delays)} probes): "
+            f"median {statistics.median(delays):.3f} s, p99 {p99:.3f} s, max {delays[-1]:.3f} s"
+        )
+        return 0
     results = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="obt-scale-") as tmp:

@@ -150,6 +150,11 @@ class OBT:
     async def start(self, *, scheduler: bool = True) -> None:
         """Record the start, bring projections and the aggregate cache up to date, run."""
         await self._record_start()
+        if scheduler:
+            await self.lease.tick()  # a lone instance holds the lease before its first sweep
+            if self.lease.lease.shared:
+                # Several instances: only the holder stores read models (see the runner).
+                self.runner.may_persist = lambda: self.lease.holding
         await self.runner.start()
         # The live feed can resume subscribers from every change the catch-up reports.
         self.live.begin(max(self.runner.positions.values(), default=0))
@@ -167,7 +172,6 @@ class OBT:
         )
         self.live.start()
         if scheduler:
-            await self.lease.tick()  # a lone instance holds the lease before its first sweep
             self._tasks.append(asyncio.create_task(self.lease.run(self._stop), name="jobs-lease"))
             self.scheduler.start(self.clock.now())
             self._tasks.append(asyncio.create_task(self.jobs.run(self._stop), name="jobs"))

@@ -40,6 +40,7 @@ def fence_task(fence: Fence | None) -> None:
 class Lease(Protocol):
     name: str
     holder: str
+    shared: bool  # other processes may hold it (False: this process is the only one)
     duration_s: float  # how long a take or renewal holds, from the moment it is asked
 
     async def acquire(self) -> int | None:
@@ -72,6 +73,8 @@ class MemoryLeases:
 
 
 class MemoryLease:
+    shared = False
+
     def __init__(
         self,
         holder: str,

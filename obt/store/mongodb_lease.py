@@ -26,6 +26,8 @@ NOW_MS = {"$toLong": "$$NOW"}
 
 
 class MongoLease:
+    shared = True
+
     def __init__(
         self,
         db: AsyncDatabase[dict[str, Any]],

@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -46,6 +47,7 @@ class SseReader:
                 return
             if not line:
                 if "event" in message:
+                    message["received_at"] = time.monotonic()  # for delay measurements
                     self.messages.append(message)
                 message = {}
                 continue
