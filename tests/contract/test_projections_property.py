@@ -47,6 +47,23 @@ ACTION = st.one_of(
     st.tuples(st.just("deliver"), st.sampled_from([None, "HTTP 503"])),
     st.tuples(st.just("open_channel"), CLIENTS),
     st.tuples(
+        st.just("op_request"),
+        st.lists(CLIENTS, min_size=1, max_size=3),
+        st.integers(1, 2),
+        st.sampled_from(["pull", "delete"]),
+    ),
+    st.tuples(st.just("op_start"), st.integers(0, 2), CLIENTS),
+    st.tuples(
+        st.just("op_progress"),
+        st.integers(0, 2),
+        CLIENTS,
+        st.sampled_from(["pulling", "verifying"]),
+        st.integers(0, 100),
+    ),
+    st.tuples(st.just("op_result"), st.integers(0, 2), CLIENTS, st.booleans()),
+    st.tuples(st.just("op_cancel"), st.integers(0, 2)),
+    st.tuples(st.just("op_expire"), st.integers(0, 2)),
+    st.tuples(
         st.just("close_channel"),
         CLIENTS,
         st.sampled_from(["clean", "error", "idle", "server_stopping"]),
@@ -93,6 +110,18 @@ async def play(fleet: Fleet, actions: Sequence[tuple[Any, ...]]) -> None:
                     await fleet.deliver(failing=args[0])
                 case "open_channel":
                     await fleet.open_channel(args[0])
+                case "op_request":
+                    await fleet.request_operation(args[0], args[1], args[2])
+                case "op_start":
+                    await fleet.start_target(args[0], args[1])
+                case "op_progress":
+                    await fleet.report_progress(args[0], args[1], args[2], args[3])
+                case "op_result":
+                    await fleet.report_result(args[0], args[1], args[2])
+                case "op_cancel":
+                    await fleet.cancel_operation(args[0])
+                case "op_expire":
+                    await fleet.expire_operation(args[0])
                 case "close_channel":
                     await fleet.close_channel(args[0], args[1])
         except (DomainError, KeyError):

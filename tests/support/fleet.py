@@ -21,6 +21,7 @@ from obt.commands.messages import (
     RegisterClient,
     ReportModels,
 )
+from obt.commands.operations import OperationCommands, RequestOperation
 from obt.commands.repository import ClientRepository
 from obt.domain.client import InstalledModel, LoadedModel
 from obt.domain.liveness import LivenessPolicy
@@ -66,6 +67,10 @@ class Fleet:
         self.notifier = MemoryNotifier()
         self.delivery = notification_delivery(store, self.clock, self.runner, self.notifier, "test")
         self.rule_ids: list[str] = []
+        self.operation_ids: list[str] = []
+        self.operations = OperationCommands(
+            store, self.clock, server_id="test", new_id=lambda: f"op{len(self.operation_ids) + 1}"
+        )
 
     async def start(self) -> None:
         await self.lifecycle.record_start(self.clock.now())
@@ -187,6 +192,39 @@ class Fleet:
         await self.delivery.settle()
         return started
 
+    async def request_operation(self, hosts: list[str], max_parallel: int, action: str) -> None:
+        await self.operations.request(
+            RequestOperation(
+                action=action,
+                model="llama3.2:3b",
+                targets=hosts,
+                selector={"client_ids": hosts},
+                max_parallel=max_parallel,
+            )
+        )
+        self.operation_ids.append(f"op{len(self.operation_ids) + 1}")
+
+    def operation(self, which: int) -> str:
+        return self.operation_ids[which % len(self.operation_ids)] if self.operation_ids else "none"
+
+    async def start_target(self, which: int, cid: str) -> None:
+        await self.operations.start(self.operation(which), cid)
+
+    async def report_progress(self, which: int, cid: str, status: str, completed: int) -> None:
+        await self.operations.progress(
+            self.operation(which), cid, status=status, completed=completed, total=100
+        )
+
+    async def report_result(self, which: int, cid: str, succeeded: bool) -> None:
+        reason = None if succeeded else "pull failed"
+        await self.operations.result(self.operation(which), cid, succeeded=succeeded, reason=reason)
+
+    async def cancel_operation(self, which: int) -> None:
+        await self.operations.cancel(self.operation(which))
+
+    async def expire_operation(self, which: int) -> None:
+        await self.operations.expire(self.operation(which))
+
     async def sweep(self) -> list[str]:
         return await self.commands.detect_timeouts()
 
@@ -200,6 +238,7 @@ class Fleet:
         for agent in self.agents.values():
             agent.channel = None  # channels end with their server
         fresh.rule_ids = self.rule_ids
+        fresh.operation_ids = self.operation_ids
         self.__dict__.update(fresh.__dict__)
         await self.start()
         await self.repo.warm()
