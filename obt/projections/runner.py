@@ -115,6 +115,12 @@ class ProjectionRunner:
         self.errors: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self.last_step_s = 0.0
+        # Whether this runner may store read models now. Several instances on one store: only
+        # the jobs lease holder stores them (the others project into memory, serve what they
+        # hold there and read the rest from what the holder stored), so their commits never
+        # race. A runner that becomes the holder meets the checkpoint the last holder stored,
+        # reloads from it and goes on storing.
+        self.may_persist: Callable[[], bool] = lambda: True
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -181,7 +187,7 @@ class ProjectionRunner:
                     p.apply_all(envelopes, batch)
                 else:
                     p.apply_all((e for e in envelopes if e.position > checkpoint), batch)
-                persist = (
+                persist = self.may_persist() and (
                     not p.writes_behind
                     or bool(batch)
                     or self._due(p.name)
@@ -233,6 +239,8 @@ class ProjectionRunner:
         While writes are held the stored checkpoint stays where it was, so a crash replays
         the held events onto the documents as they were stored: nothing is lost or doubled.
         """
+        if not self.may_persist():
+            return
         for p in self.projectors:
             if p.name not in self._held or (only_due and not self._due(p.name)):
                 continue
