@@ -19,6 +19,8 @@ from obt.bootstrap import OBT
 from obt.commands.alerts import ChangeAlertRule, CreateAlertRule, DeleteAlertRule, SavedRule
 from obt.domain.alerts import MAX_FOR_S, MAX_REMIND_S, MAX_TARGETS
 from obt.errors import UnknownAlertRule
+from obt.jobs.notifications import NotificationDelivery
+from obt.projections.alert_notices import NOTICES
 from obt.projections.alert_rules import AlertRulesProjector
 from obt.projections.alerts import ALERTS, AlertsProjector
 from obt.store.ports import Doc
@@ -202,6 +204,22 @@ async def delete_rule(rule_id: RuleIdPath, obt: OBTDep, _: AdminDep) -> Response
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.post(
+    "/alerts/rules/{rule_id}/test",
+    response_model=None,
+    responses={**ADMIN_ERRORS, **NOT_FOUND},
+    summary="Send a test notice to every target of a rule now (admin); nothing is recorded",
+)
+async def send_test_notice(rule_id: RuleIdPath, obt: OBTDep, _: AdminDep) -> Response:
+    doc = _rules(obt).rules.get(rule_id)
+    if doc is None:
+        raise UnknownAlertRule(rule_id)
+    delivery = obt.jobs.job("notification-delivery")
+    assert isinstance(delivery, NotificationDelivery)
+    results = await delivery.test_send(doc, obt.clock.now())
+    return json_response({"items": results})
+
+
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size (default 100)")]
 
 
@@ -238,4 +256,27 @@ async def list_alerts(
         items = items[:limit]
     else:
         items = await obt.store.find(ALERTS, client_id=client_id, descending=True, limit=limit)
-    return json_response({"items": items, "firing": len(firing)})
+    return json_response({"items": await with_notices(obt, items), "firing": len(firing)})
+
+
+async def with_notices(obt: OBT, alerts: list[Doc]) -> list[Doc]:
+    """Each alert with its notices (fired, reminders, resolved) and their delivery attempts."""
+    by_key: dict[str, list[Doc]] = {a["dedupe_key"]: [] for a in alerts}
+    for cid in {a["client_id"] for a in alerts}:
+        for notice in await obt.store.find(NOTICES, client_id=cid):
+            if notice["dedupe_key"] in by_key:
+                by_key[notice["dedupe_key"]].append(notice_out(notice))
+    return [
+        {**a, "notices": sorted(by_key[a["dedupe_key"]], key=lambda n: n["created_at"])}
+        for a in alerts
+    ]
+
+
+def notice_out(doc: Doc) -> Doc:
+    return {
+        "id": doc["id"],
+        "kind": doc["kind"],
+        "state": doc["state"],
+        "created_at": doc["created_at"],
+        "deliveries": [{"target_id": tid, **d} for tid, d in sorted(doc["deliveries"].items())],
+    }

@@ -120,6 +120,30 @@ class NotificationDelivery:
         if close is not None:
             await close()
 
+    async def test_send(self, rule: Doc, now: datetime) -> list[dict[str, Any]]:
+        """Send a `test` notice straight to every target of `rule` (not through the outbox,
+        nothing recorded): what the dashboard's test button shows."""
+        body = {
+            "kind": "test",
+            "rule_id": rule["id"],
+            "rule_name": rule["name"],
+            "client_id": None,
+            "hostname": None,
+            "status": None,
+            "since": None,
+            "at": now.isoformat(),
+            "dedupe_key": f"{rule['id']}/test/{now.timestamp():.0f}",
+        }
+
+        async def one(target: Target) -> dict[str, Any]:
+            try:
+                await self._notifier.send(target, Notice(body))
+            except DeliveryFailed as exc:
+                return {"target_id": target.id, "target": target.label, "error": str(exc)}
+            return {"target_id": target.id, "target": target.label, "error": None}
+
+        return list(await asyncio.gather(*(one(t) for t in targets_of(rule["notify"]))))
+
     def _target(self, doc: Doc, target_id: str) -> Target | None:
         rule = self._rules.rules.get(doc["rule_id"])
         if rule is None:

@@ -16,6 +16,7 @@ class TargetNotifier:
         await (self.webhook if target.kind == "webhook" else self.apprise).send(target, notice)
 
     async def close(self) -> None:
-        close = getattr(self.webhook, "close", None)
-        if close is not None:
-            await close()
+        for notifier in (self.webhook, self.apprise):
+            close = getattr(notifier, "close", None)
+            if close is not None:
+                await close()
