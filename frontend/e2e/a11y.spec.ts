@@ -39,6 +39,8 @@ for (const view of DASHBOARD_VIEWS) {
     request,
     stack
   }, testInfo) => {
+    // Three axe runs over a page of 100 table rows take a minute or more on a busy machine.
+    test.slow();
     const context = await viewContext(request, stack);
     await page.goto(view.path(context));
     await view.ready(page, context);
