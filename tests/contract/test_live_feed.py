@@ -3,6 +3,7 @@ between; a cut between two messages of one position loses nothing; too far back 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from obt.live import LiveHub, LiveMessage, Subscription, status_counts
@@ -272,3 +273,25 @@ async def test_named_clients_are_sent_as_they_are_when_the_watch_begins(store: S
     await hub.flush()
     assert [m.data["client_id"] for m in drain(fresh)] == ["a"]  # named once, then changes
     assert [m.data["client_id"] for m in drain(resumed)] == ["a"]
+
+
+async def test_the_hub_task_holds_changes_for_the_interval_but_not_a_newcomer(
+    store: Store,
+) -> None:
+    fleet, hub = await fleet_and_hub(store, interval_s=3600)
+    watcher, _ = hub.subscribe(None)
+    hub.start()
+    try:
+        await fleet.register("a")
+        await fleet.project()
+        first = await asyncio.wait_for(watcher.queue.get(), 10)  # the log was quiet: at once
+        assert {m.event for m in first} == {"client", "timeline"}
+
+        await fleet.register("b")  # within the interval: held back ...
+        await fleet.project()
+        newcomer, _ = hub.subscribe(first[-1].id)
+        caught_up = await asyncio.wait_for(newcomer.queue.get(), 10)  # ... a newcomer is not
+        assert {m.data.get("client_id") for m in caught_up} == {"b"}
+        assert watcher.queue.empty(), "a change was sent before the interval passed"
+    finally:
+        await hub.stop()
