@@ -78,6 +78,15 @@ export const DASHBOARD_VIEWS: DashboardView[] = [
     }
   },
   {
+    route: '/operations',
+    name: 'operations, without the admin token',
+    path: () => '/operations',
+    ready: async (page) => {
+      await expect(page.getByRole('heading', { level: 1, name: 'Operations' })).toBeVisible();
+      await expect(page.getByRole('form', { name: 'Admin token' })).toBeVisible();
+    }
+  },
+  {
     route: '/audit',
     name: 'audit log',
     path: () => '/audit',

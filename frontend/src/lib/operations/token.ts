@@ -33,3 +33,11 @@ export function createAdminToken(storage: SessionStore): AdminToken {
 export function disabledReason(token: string | null): string | null {
   return token ? null : 'Needs the admin token: enter it under "Admin token" to pull or remove models.';
 }
+
+let shared: AdminToken | null = null;
+
+/** The dashboard's one admin token (created on first use, from this tab's sessionStorage). */
+export function adminToken(): AdminToken {
+  shared ??= createAdminToken(window.sessionStorage);
+  return shared;
+}
