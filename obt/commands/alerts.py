@@ -24,7 +24,7 @@ from obt.store.ports import EventLog, NewEvent
 MAX_ATTEMPTS = 5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateAlertRule:
     name: str
     scope: dict[str, Any]
@@ -34,15 +34,11 @@ class CreateAlertRule:
     remind_every_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeAlertRule:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeAlertRule(CreateAlertRule):
+    """Replace every field of rule `rule_id`."""
+
     rule_id: str
-    name: str
-    scope: dict[str, Any]
-    condition: dict[str, Any]
-    notify: dict[str, Any]
-    send_resolved: bool = True
-    remind_every_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,7 +264,9 @@ def alert_stream(rule_id: str, client_id: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class AlertRuleCreated(Event):
+class AlertRuleWritten(Event):
+    """What a created or changed rule says: the whole rule as it is now."""
+
     rule_id: str
     name: str
     scope: dict[str, Any]  # {client_ids: [...], labels: {k: v}}; empty = every client
@@ -275,16 +277,13 @@ class AlertRuleCreated(Event):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class AlertRuleChanged(Event):
-    """The whole rule as it is now (a PUT replaces every field)."""
+class AlertRuleCreated(AlertRuleWritten):
+    pass
 
-    rule_id: str
-    name: str
-    scope: dict[str, Any]
-    condition: dict[str, Any]
-    notify: dict[str, Any]
-    send_resolved: bool = True
-    remind_every_s: float | None = None
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRuleChanged(AlertRuleWritten):
+    """A PUT replaces every field."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
