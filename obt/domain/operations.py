@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agent.model_names import is_valid_model_name
 from obt.domain.events import (
     Event,
     OperationFinished,
@@ -24,6 +23,7 @@ from obt.domain.events import (
     OperationTargetStarted,
     OperationTargetSucceeded,
 )
+from obt.domain.model_names import is_valid_model_name
 
 ACTIONS = ("pull", "delete")
 QUEUED, RUNNING = "queued", "running"
