@@ -13,6 +13,7 @@ is in the log or in a verified segment, never in neither and never in both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -24,6 +25,7 @@ from typing import cast
 
 from obt.domain.events import SYSTEM_STREAM, LogCompacted
 from obt.errors import ArchiveError, StoreError
+from obt.metrics import Metrics
 from obt.projections.retention import RetentionScan
 from obt.store.archive import (
     ManifestEntry,
@@ -314,3 +316,12 @@ def compaction_job(
     """The server's daily job; bootstrap adds it to the jobs that run on the lease holder."""
     compactor = Compactor(cast("CompactableStore", store), retention, clock)
     return CompactionJob(compactor, clock, every=every, observe=observe)
+
+
+async def measured_sizes(store: object, metrics: Metrics, now: float) -> dict[str, int]:
+    """The storage sizes, re-measured when the last measure is old (shared by /metrics and
+    /storage, so neither walks a large log on every request)."""
+    if metrics.sizes_due(now):
+        with contextlib.suppress(StoreError):  # shown again once the store answers
+            metrics.set_sizes(now, await storage_sizes(store))
+    return metrics.sizes

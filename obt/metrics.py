@@ -95,5 +95,10 @@ class Metrics:
     def set_sizes(self, now: float, sizes: dict[str, int]) -> None:
         self._sizes, self._sizes_at = sizes, now
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The last measured obt_log_bytes / obt_archive_bytes (empty before the first)."""
+        return dict(self._sizes)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -10,10 +11,12 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from obt.api.deps import ClientIdPath, OBTDep
+from obt.api.deps import ClientIdPath, MetricsDep, OBTDep
 from obt.api.errors import ApiError, json_response
 from obt.api.schemas import AwareDatetime, ClientStateAt, ErrorResponse, EventPage, FleetStateAt
+from obt.compaction import measured_sizes
 from obt.projections.replay import client_state, fleet_state
+from obt.store.archive_verify import compactions as compactions_since
 from obt.store.archived_log import with_archive
 from obt.store.event_pages import EventFilter, page_after, page_before
 from obt.store.ports import EventLog, RecordedEvent
@@ -200,3 +203,36 @@ async def client_state_at(client_id: ClientIdPath, at: AwareDatetime, obt: OBTDe
 async def fleet_state_at(at: AwareDatetime, obt: OBTDep) -> Response:
     position, clients = await fleet_state(with_archive(obt.store), at)
     return json_response({"at": at, "position": position, "clients": clients})
+
+
+@router.get(
+    "/storage",
+    response_model=None,
+    summary="What the live log and the archive hold, and the last compaction",
+)
+async def storage(obt: OBTDep, m: MetricsDep) -> Response:
+    sizes = await measured_sizes(obt.store, m, time.monotonic())
+    archive = getattr(obt.store, "archive", None)
+    entries = await archive().entries() if callable(archive) else []
+    last = (await compactions_since(obt.store))[-1:]
+    return json_response(
+        {
+            "log": {"bytes": sizes.get("obt_log_bytes"), "head": await obt.store.head()},
+            "archive": {
+                "bytes": sizes.get("obt_archive_bytes"),
+                "segments": len(entries),
+                "events": sum(e.count for e in entries),
+                "first_position": entries[0].first_position if entries else None,
+                "last_position": entries[-1].last_position if entries else None,
+                "last_recorded_at": entries[-1].last_recorded_at if entries else None,
+            },
+            "retention_s": obt.settings.heartbeat_retention.total_seconds(),
+            "last_compaction": {
+                "at": last[0].recorded_at,
+                "segment_id": last[0].data["segment_id"],
+                "removed": last[0].data["removed"],
+            }
+            if last
+            else None,
+        }
+    )

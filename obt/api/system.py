@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -18,7 +17,7 @@ from obt import __version__
 from obt.api.deps import MetricsDep, OBTDep
 from obt.api.errors import ApiError
 from obt.bootstrap import OBT
-from obt.compaction import storage_sizes
+from obt.compaction import measured_sizes
 from obt.errors import StoreError
 from obt.live import LiveMessage
 from obt.live_changes import InvalidWatch, Watch
@@ -188,8 +187,5 @@ async def metrics(obt: OBTDep, m: MetricsDep) -> Response:
         name: (head - pos if head is not None else 0) for name, pos in obt.runner.positions.items()
     }
     m.set_snapshot(lags, (c["status"] for c in clients))
-    now = time.monotonic()
-    if m.sizes_due(now):
-        with contextlib.suppress(StoreError):  # shown again once the store answers
-            m.set_sizes(now, await storage_sizes(obt.store))
+    await measured_sizes(obt.store, m, time.monotonic())
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -140,6 +140,11 @@ def test_the_server_serves_archived_events_when_asked(
         items = merged.json()["items"]
         export = http.get("/events/export", params={"include_archived": "true"}).text
         metrics = http.get(f"{server.base_url}/metrics").text
+        storage = http.get("/storage").json()
+    assert storage["archive"]["segments"] == 2 and storage["archive"]["events"] == 54
+    assert storage["last_compaction"]["removed"] == 26  # the second run's one segment
+    assert storage["log"]["bytes"] > 0 and storage["retention_s"] == 14 * 86400
+    assert storage["archive"]["last_position"] < storage["log"]["head"]
     archive = FileArchive(server.data_dir / "archive")
     segment_bytes = sum(e.compressed_bytes for e in asyncio.run(archive.entries()))
     gauges = dict(line.split(" ", 1) for line in metrics.splitlines() if line.startswith("obt_"))
