@@ -32,6 +32,7 @@ from obt.lease_keeper import LeaseKeeper, lease_timing
 from obt.live import LiveHub
 from obt.metrics import Metrics
 from obt.notify.targets import TargetNotifier
+from obt.projections.base import Change
 from obt.projections.client_state import ClientStateProjector
 from obt.projections.clients import ClientsProjector
 from obt.projections.models import ModelsProjector
@@ -259,6 +260,14 @@ async def bootstrap(
     # Counts from the clients index: kept up to date per change, not counted over the fleet.
     live = LiveHub(read_models, clock, counts=lambda: read_models.status_counts(clock.now()))
     runner.subscribe(live.publish)
+    snapshots = runner.projector("client_state")
+    assert isinstance(snapshots, ClientStateProjector)
+
+    def follow_log(changes: list[Change]) -> None:
+        # The aggregate cache follows the log too: what other instances recorded becomes known.
+        repo.adopt(snapshots.states.get(c.key) for c in changes if c.kind == "client")
+
+    runner.subscribe(follow_log)
     lease = make_lease(settings, store)
 
     def hold_jobs() -> str | None:

@@ -123,9 +123,18 @@ async function offlineAndBack(
   relayed: string,
   relay: Relay
 ): Promise<void> {
+  const streams: string[] = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/api/v1/live') streams.push(r.url());
+  });
   await page.goto(`${relayed}/clients/${CLIENT}`);
   const indicator = page.getByTestId('connection-indicator');
   await expect(indicator).toHaveText(/Live/);
+  // The page watches its client only, from the very first stream on.
+  const watched = (url: string) => new URL(url).searchParams.get('watch')?.split(',').sort();
+  expect(streams.map(watched)).toEqual(
+    streams.map(() => ['counts', `client:${CLIENT}`, `timeline:${CLIENT}`].sort())
+  );
   const timeline = page.getByRole('list', { name: 'Client timeline' });
   await expect(timeline.locator('[data-type="ClientRegistered"]')).toHaveCount(1);
   await page.evaluate(() => ((window as unknown as { e2eMarker: number }).e2eMarker = 1));
@@ -169,5 +178,7 @@ async function offlineAndBack(
   }
   await expect(page.getByTestId('status-badge').first()).toHaveText('offline');
   expect(reloads, 'the page reloaded its timeline instead of resuming the stream').toBe(0);
+  const resumedFrom = new URL(streams[streams.length - 1]!).searchParams.get('last_event_id');
+  expect(Number(resumedFrom), 'the reconnect did not resume').toBeGreaterThan(0);
   expect(await page.evaluate(() => (window as unknown as { e2eMarker?: number }).e2eMarker)).toBe(1);
 }

@@ -110,6 +110,28 @@ class ClientRepository:
         await self._catch_up(state)
         return state
 
+    def adopt(self, states: Iterable[ClientState | None]) -> int:
+        """Take states the snapshot projector holds (it follows every instance's appends)
+        where they are newer than the cache: clients registered through another instance
+        become known here (the timeout scheduler sweeps them when this instance holds the
+        jobs lease), and cached states catch up without reading their streams. A client whose
+        command is running here keeps its state: that command re-reads on a conflict."""
+        adopted = 0
+        for state in states:
+            if state is None or not state.registered:
+                continue
+            cached = self._cache.get(state.client_id)
+            if cached is not None and cached.version >= state.version:
+                continue
+            lock = self._locks.get(state.client_id)
+            if lock is not None and lock.locked():
+                continue
+            if cached is not None and cached.secret_sha256 != state.secret_sha256:
+                self._by_secret.pop(cached.secret_sha256 or "", None)
+            self._remember(state.copy())
+            adopted += 1
+        return adopted
+
     async def refreshed(self, client_id: str) -> bool:
         """Re-read what other instances appended since the cached version, before refusing
         on the cached state: whether the state moved on (False: it was current, or not
