@@ -3,6 +3,8 @@ where it is loaded, and whether the hosts disagree (digest drift)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from obt.domain.events import (
@@ -17,6 +19,25 @@ from obt.projections.base import HEARTBEAT, Batch, Envelope, Projector
 from obt.store.ports import Doc, ReadStore
 
 MODELS = "models"
+MODEL_EVENTS = (ModelAdded, ModelChanged, ModelRemoved, ModelLoaded, ModelUnloaded)
+
+
+@dataclass
+class ModelTally:
+    """Counts over one model's hosts, kept per change: at 100,000 hosts, recounting them for
+    every model event made a catch-up quadratic."""
+
+    digests: Counter[str] = field(default_factory=Counter)
+    installed: int = 0
+    loaded: int = 0
+
+    def add(self, host: Doc, sign: int) -> None:
+        if host.get("digest"):
+            self.digests[host["digest"]] += sign
+            if self.digests[host["digest"]] <= 0:
+                del self.digests[host["digest"]]
+        self.installed += sign * bool(host.get("installed"))
+        self.loaded += sign * bool(host.get("loaded"))
 
 
 class ModelsProjector(Projector):
@@ -26,15 +47,44 @@ class ModelsProjector(Projector):
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
         self.revision = 0  # moves on every change to `docs`
+        self.tallies: dict[str, ModelTally] = {}
 
     async def load(self, store: ReadStore) -> None:
         self.docs = {d["name"]: d for d in await store.find(MODELS)}
+        self.tallies = {}
+        for name, doc in self.docs.items():
+            tally = self.tallies[name] = ModelTally()
+            for host in doc["hosts"].values():
+                tally.add(host, 1)
         self.revision += 1
 
     def apply(self, envelope: Envelope, batch: Batch) -> None:
         if envelope.type == HEARTBEAT:
             return  # heartbeats change nothing here (and need no decoding)
-        event, pos = envelope.event, envelope.position
+        event = envelope.event
+        if isinstance(event, ClientDecommissioned):
+            for name, doc in list(self.docs.items()):
+                host = doc["hosts"].pop(event.client_id, None)
+                if host is not None:
+                    self.tallies[name].add(host, -1)
+                    self._touch(name, envelope.position, batch)
+            return
+        if not isinstance(event, MODEL_EVENTS):
+            return
+        model, client_id = event.name, event.client_id
+        # The host's share of the counts comes out before the change and goes back after.
+        before = self.docs.get(model, {}).get("hosts", {}).get(client_id)
+        tally = self.tallies.setdefault(model, ModelTally())
+        if before is not None:
+            tally.add(before, -1)
+        self._apply_model_event(envelope)
+        after = self.docs.get(model, {}).get("hosts", {}).get(client_id)
+        if after is not None:
+            tally.add(after, 1)
+        self._touch(model, envelope.position, batch)
+
+    def _apply_model_event(self, envelope: Envelope) -> None:
+        event = envelope.event
         match event:
             case ModelAdded() | ModelChanged():
                 host = self._host(event.name, event.client_id)
@@ -46,12 +96,10 @@ class ModelsProjector(Projector):
                     quantization=event.quantization,
                     installed=True,
                 )
-                self._touch(event.name, pos, batch)
             case ModelRemoved():
                 host = self._host(event.name, event.client_id)
                 host["installed"] = False
                 self._prune(event.name, event.client_id)
-                self._touch(event.name, pos, batch)
             case ModelLoaded():
                 host = self._host(event.name, event.client_id)
                 host.update(
@@ -60,16 +108,10 @@ class ModelsProjector(Projector):
                     expires_at=event.expires_at,
                     loaded_digest=event.digest,
                 )
-                self._touch(event.name, pos, batch)
             case ModelUnloaded():
                 host = self._host(event.name, event.client_id)
                 host.update(loaded=False, size_vram=None, expires_at=None)
                 self._prune(event.name, event.client_id)
-                self._touch(event.name, pos, batch)
-            case ClientDecommissioned():
-                for name, doc in list(self.docs.items()):
-                    if doc["hosts"].pop(event.client_id, None) is not None:
-                        self._touch(name, pos, batch)
             case _:
                 pass
 
@@ -90,9 +132,10 @@ class ModelsProjector(Projector):
         doc = self.docs[name]
         if not doc["hosts"]:
             del self.docs[name]
+            self.tallies.pop(name, None)
             batch.delete(MODELS, name)
         else:
-            digests = {h["digest"] for h in doc["hosts"].values() if h.get("digest")}
+            digests = self.tallies[name].digests
             doc["digests"] = sorted(digests)
             doc["drift"] = len(digests) > 1
             doc["position"] = pos

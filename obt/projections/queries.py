@@ -12,7 +12,7 @@ from obt.projections.client_index import (
     uptime_fraction,
 )
 from obt.projections.clients import CLIENTS, ClientChanges, ClientsProjector
-from obt.projections.models import MODELS, ModelsProjector
+from obt.projections.models import MODELS, ModelsProjector, ModelTally
 from obt.projections.timeline import TIMELINE
 from obt.projections.uptime import (
     BUCKETS,
@@ -259,29 +259,28 @@ class ReadModels:
             return held[1], held[2]
         if self._models is not None:
             docs = list(self._models.docs.values())
+            tallies = self._models.tallies
         else:
             docs = await self._store.find(MODELS)
+            tallies = {}
+            for doc in docs:
+                tally = tallies[doc["name"]] = ModelTally()
+                for host in doc["hosts"].values():
+                    tally.add(host, 1)
         summaries: list[Doc] = []
         holders: set[str] = set()
         for doc in sorted(docs, key=lambda d: d["name"]):
-            hosts = doc["hosts"]
-            holders.update(hosts)
-            digest_counts: dict[str, int] = {}
-            installed = loaded = 0
-            for h in hosts.values():
-                installed += bool(h.get("installed"))
-                loaded += bool(h.get("loaded"))
-                if h.get("digest"):
-                    digest_counts[h["digest"]] = digest_counts.get(h["digest"], 0) + 1
+            holders.update(doc["hosts"])
+            tally = tallies[doc["name"]]
             summaries.append(
                 {
                     "name": doc["name"],
                     "digests": doc.get("digests", []),
-                    "digest_counts": digest_counts,
+                    "digest_counts": dict(tally.digests),
                     "drift": bool(doc.get("drift")),
-                    "installed_count": installed,
-                    "loaded_count": loaded,
-                    "hosts_count": len(hosts),
+                    "installed_count": tally.installed,
+                    "loaded_count": tally.loaded,
+                    "hosts_count": len(doc["hosts"]),
                     "doc": doc,
                 }
             )
