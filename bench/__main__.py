@@ -15,6 +15,7 @@ BENCHMARKS = [
     ("HTTP server: ingest, reads, memory", ["bench.server_bench"]),
     ("agent footprint", ["bench.agent_footprint", "--minutes", "2"]),
     ("dashboard render", ["bench.dashboard_bench", "--clients", "1000", "--runs", "3"]),
+    ("alerts: notices under load", ["bench.alerts_bench"]),
 ]
 
 
