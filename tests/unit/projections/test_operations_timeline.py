@@ -6,10 +6,11 @@ from __future__ import annotations
 from obt.bootstrap import make_codec
 from obt.projections.timeline import TIMELINE, TimelineProjector
 from obt.store.memory import MemoryStore
+from obt.store.ports import ReadStore
 from tests.support.fleet import Fleet
 
 
-async def summaries(store: MemoryStore, client_id: str | None) -> list[str]:
+async def summaries(store: ReadStore, client_id: str | None) -> list[str]:
     """The operation entries of one host's timeline, or the fleet's own (no client) entries."""
     docs = [d for d in await store.find(TIMELINE) if d["client_id"] == client_id]
     return [
