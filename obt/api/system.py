@@ -77,6 +77,7 @@ async def health_report(obt: OBT) -> tuple[int, dict[str, Any]]:
         "store": store,
         "projections": projections,
         "scheduler": scheduler,
+        "jobs": obt.jobs.describe(),  # alert evaluation, notification delivery, compaction
         "live_subscribers": obt.live.subscriber_count,
     }
     return (503 if overall == "down" else 200), body

@@ -195,6 +195,9 @@ async def test_alerts_fire_and_resolve_through_the_api(client: httpx.AsyncClient
 
     (done,) = await until(resolved, "the alert did not resolve when the client came back")
     assert done["dedupe_key"] == alert["dedupe_key"] and done["resolve_reason"] == "cleared"
+    jobs = (await client.get("/api/v1/health")).json()["jobs"]
+    counts = {j["name"]: j["done"] for j in jobs["jobs"]}
+    assert jobs["running"] and counts["alert-evaluation"] == 2  # fired, then resolved
     bad = await client.get("/api/v1/alerts", params={"state": "odd"}, headers=AS_ADMIN)
     assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
     assert (await client.get("/api/v1/alerts")).status_code == 401
