@@ -13,6 +13,7 @@ import {
   fleetSummarySchema,
   modelListSchema,
   modelPageSchema,
+  operationCancelledSchema,
   operationCreatedSchema,
   operationListSchema,
   operationSchema,
@@ -200,7 +201,7 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
     requestOperation: (body: OperationRequest, token: string) =>
       post(operationCreatedSchema, '/operations', body, token),
     cancelOperation: (id: string, token: string) =>
-      post(operationSchema.partial(), `${operationPath(id)}/cancel`, {}, token)
+      post(operationCancelledSchema, `${operationPath(id)}/cancel`, {}, token)
   };
 }
 

@@ -251,16 +251,27 @@ export const operationTargetSchema = z.object({
 });
 export type OperationTarget = z.infer<typeof operationTargetSchema>;
 
-export const operationSchema = z.object({
-  operation_id: z.string(),
+/** The server's operation document: hosts keyed by client id (docs/api-shapes.md). */
+const operationDocSchema = z.object({
+  id: z.string(),
   action: z.enum(OPERATION_ACTIONS),
   model: z.string(),
   max_parallel: z.number().int().positive(),
   requested_at: isoTime.nullish(),
   expires_at: isoTime.nullish(),
-  finished: z.boolean(),
-  targets: z.array(operationTargetSchema)
+  finished_at: isoTime.nullish(),
+  targets: z.record(z.string(), operationTargetSchema.omit({ client_id: true }))
 });
+
+/** An operation as the pages use it: hosts as a list in client-id order, `finished` spelled out. */
+export const operationSchema = operationDocSchema.transform(({ id, finished_at, targets, ...rest }) => ({
+  ...rest,
+  operation_id: id,
+  finished: finished_at != null,
+  targets: Object.entries(targets)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([client_id, target]) => ({ client_id, ...target }))
+}));
 export type Operation = z.infer<typeof operationSchema>;
 
 export const operationListSchema = z.object({ items: z.array(operationSchema) });
@@ -268,3 +279,6 @@ export const operationListSchema = z.object({ items: z.array(operationSchema) })
 /** The 202 answer to POST /operations. */
 export const operationCreatedSchema = z.object({ operation_id: z.string(), targets: z.array(z.string()) });
 export type OperationCreated = z.infer<typeof operationCreatedSchema>;
+
+/** The answer to POST /operations/{id}/cancel. */
+export const operationCancelledSchema = z.object({ operation_id: z.string() });

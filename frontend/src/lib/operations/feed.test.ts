@@ -22,14 +22,16 @@ describe('createOperationsFeed', () => {
     const answers = [[op(['running'], 10)], [op(['running'], 30)], [op(['succeeded'])]];
     let clock = 0;
     const operations = vi.fn(async () => answers.shift() ?? [op(['succeeded'])]);
+    const client = vi.fn(async (id: string) => ({ hostname: `host-${id}` }) as never);
     const feed = createOperationsFeed(
-      { operations },
+      { operations, client },
       () => 'tok',
       () => clock
     );
     await feed.refresh();
     expect(operations).toHaveBeenCalledWith('tok');
     expect(get(feed).items[0]?.targets[0]?.completed).toBe(10);
+    expect(get(feed).items[0]?.targets[0]?.hostname).toBe('host-h0');
     clock = 2000;
     await vi.advanceTimersByTimeAsync(ACTIVE_EVERY_MS);
     expect(operations).toHaveBeenCalledTimes(2);
@@ -41,6 +43,7 @@ describe('createOperationsFeed', () => {
     expect(operations).toHaveBeenCalledTimes(3); // nothing active: next in 15 s
     await vi.advanceTimersByTimeAsync(IDLE_EVERY_MS);
     expect(operations).toHaveBeenCalledTimes(4);
+    expect(client).toHaveBeenCalledTimes(1); // each hostname looked up once
     feed.stop();
     await vi.advanceTimersByTimeAsync(IDLE_EVERY_MS * 2);
     expect(operations).toHaveBeenCalledTimes(4);
@@ -51,7 +54,10 @@ describe('createOperationsFeed', () => {
       throw new Error('403');
     });
     let token: string | null = null;
-    const feed = createOperationsFeed({ operations }, () => token);
+    const client = vi.fn(async () => {
+      throw new Error('unused');
+    });
+    const feed = createOperationsFeed({ operations, client }, () => token);
     await feed.refresh();
     expect(operations).not.toHaveBeenCalled();
     token = 'bad';

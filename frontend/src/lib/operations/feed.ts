@@ -25,8 +25,11 @@ export interface OperationsFeed extends Readable<OperationsFeedState> {
 export const isActive = (operation: Operation) =>
   !operation.finished && operation.targets.some((t) => t.state === 'queued' || t.state === 'running');
 
+/** At most this many hostnames are looked up per refresh (each client id once). */
+export const NAMES_PER_REFRESH = 50;
+
 export function createOperationsFeed(
-  api: Pick<Api, 'operations'>,
+  api: Pick<Api, 'operations' | 'client'>,
   token: () => string | null,
   now: () => number = () => Date.now()
 ): OperationsFeed {
@@ -35,6 +38,31 @@ export function createOperationsFeed(
   let timer: ReturnType<typeof setTimeout> | null = null;
   let stopped = false;
   let ticket = 0;
+  // Hostnames for the client ids operations name (the server sends ids), looked up once each.
+  const names = new Map<string, string | null>();
+
+  function named(items: Operation[]): Operation[] {
+    return items.map((op) => ({
+      ...op,
+      targets: op.targets.map((t) => ({ ...t, hostname: t.hostname ?? names.get(t.client_id) ?? null }))
+    }));
+  }
+
+  async function lookUp(items: Operation[]): Promise<boolean> {
+    const wanted = [...new Set(items.flatMap((op) => op.targets.map((t) => t.client_id)))]
+      .filter((id) => !names.has(id))
+      .slice(0, NAMES_PER_REFRESH);
+    for (const id of wanted) names.set(id, null);
+    const found = await Promise.all(
+      wanted.map((id) =>
+        api.client(id).then(
+          (c) => names.set(id, c.hostname),
+          () => undefined // decommissioned or gone: the id is shown
+        )
+      )
+    );
+    return found.length > 0;
+  }
 
   function schedule(ms: number) {
     if (timer !== null) clearTimeout(timer);
@@ -63,8 +91,11 @@ export function createOperationsFeed(
           }
         }
       }
-      store.set({ items, error: null, loaded: true });
+      store.set({ items: named(items), error: null, loaded: true });
       schedule(items.some(isActive) ? ACTIVE_EVERY_MS : IDLE_EVERY_MS);
+      if (await lookUp(items)) {
+        if (mine === ticket && !stopped) store.update((s) => ({ ...s, items: named(items) }));
+      }
     } catch (error) {
       if (mine !== ticket || stopped) return;
       store.update((s) => ({ ...s, error }));
