@@ -2,6 +2,7 @@
 
     python -m bench.channel rate --channels 10000 --rates 2000,5000,10000 [--seconds 20]
     python -m bench.channel connections --channels 18000 [--period 10] [--seconds 30]
+    python -m bench.channel profile PROFILE.txt   (a py-spy profile written by --profile)
 
 Load comes from separate processes (`--loaders`, each with its own source address in
 127.0.0.0/8: one process may hold 20,000 files, one address ~28,000 ports) built on raw asyncio
@@ -25,6 +26,7 @@ import base64
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from bench.server_bench import ADMIN, ENROLL, free_port, wait_http
+from bench.server_bench import ADMIN, ENROLL, free_port, register, wait_http
 
 CLK = os.sysconf("SC_CLK_TCK")
 DIGEST = "a" * 64
@@ -295,7 +297,8 @@ def server_process(
             "OBT_RATE_LIMIT_PER_MIN": "100000000",
             "OBT_LOG_LEVEL": "warning",
             "OBT_HEARTBEAT_INTERVAL_S": str(interval_s),
-            "OBT_HEARTBEAT_TIMEOUT_S": str(max(120.0, interval_s * 3)),
+            # Long: channels opened first must not be closed as idle while the rest open.
+            "OBT_HEARTBEAT_TIMEOUT_S": str(max(900.0, interval_s * 3)),
         }
         args = [sys.executable, "-m", "obt.cli", "serve"]
         url = f"http://127.0.0.1:{port}/api/v1/health"
@@ -314,30 +317,6 @@ def server_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-async def register(base: str, count: int) -> list[tuple[str, str, str]]:
-    limits = httpx.Limits(max_connections=16)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        gate = asyncio.Semaphore(16)
-
-        async def one(i: int) -> tuple[str, str, str]:
-            cid, session = f"ch-{i:06d}", str(uuid.uuid4())
-            async with gate:
-                r = await client.post(
-                    "/api/v1/agents/register",
-                    json={
-                        "client_id": cid,
-                        "hostname": cid,
-                        "session_id": session,
-                        "ollama": {"installed": True, "reachable": True},
-                    },
-                    headers={"Authorization": f"Bearer {ENROLL}"},
-                )
-            r.raise_for_status()
-            return cid, r.json()["client_secret"], session
-
-        return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
 class Loaders:
@@ -419,7 +398,7 @@ def step(
     if profile is not None:
         profiler = subprocess.Popen(
             [
-                str(Path(sys.executable).with_name("py-spy")),
+                shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),
                 "record",
                 "--pid",
                 str(proc.pid),
@@ -476,6 +455,32 @@ def _profile_path(base: Path | None, kind: str, rate: float) -> Path | None:
     if base is None or kind != "obt":
         return None
     return base.with_name(f"{base.stem}-{rate:.0f}{base.suffix or '.txt'}")
+
+
+def _short(frame: str) -> str:
+    """`function (path/to/file.py:12)` -> `function (file.py:12)`."""
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.rsplit('/', 1)[-1]}" if where else name
+
+
+def summarize_profile(path: Path, top: int = 25) -> None:
+    """The functions a py-spy raw profile spent its samples in: own time and with callees."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text("utf-8").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        samples += count
+        frames = [_short(frame) for frame in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    print(f"{path.name}: {samples:,} samples")
+    for title, table in (("own", own), ("with callees", total)):
+        print(f"  top {top} by {title}:")
+        for name, count in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"    {count / samples * 100:5.1f} %  {name}")
 
 
 def _pct(values: list[float], pct: float) -> float | None:
@@ -540,7 +545,7 @@ def run(kind: str, args: argparse.Namespace, tmp: Path, rates: list[float]) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["rate", "connections", "loader"])
+    parser.add_argument("mode", choices=["rate", "connections", "loader", "profile"])
     parser.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--channels", type=int, default=10_000)
     parser.add_argument("--rates", default="2000,5000,10000", help="offered heartbeats/s")
@@ -555,6 +560,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "loader":
         asyncio.run(loader_main(args.spec))
+        return
+    if args.mode == "profile":
+        summarize_profile(Path(args.spec))
         return
     if args.mode == "connections":
         rates = [args.channels / args.period]

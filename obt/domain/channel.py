@@ -4,9 +4,8 @@ record. Pure, like obt/domain/client.py: the transport (obt/api) does the I/O.
 
 from __future__ import annotations
 
-from obt.domain.client import ClientRuleViolation, ClientState
+from obt.domain.client import ClientState, require_current_session
 from obt.domain.events import CHANNEL_CLOSE_REASONS, ChannelClosed, ChannelOpened, Event
-from obt.domain.liveness import Status
 
 
 def decide_open_channel(
@@ -19,21 +18,7 @@ def decide_open_channel(
 ) -> list[Event]:
     """Open a channel for the registered session; `replacing` names the client's channel
     still open on this server, which the new one closes ("replaced") in the same append."""
-    if not state.registered:
-        raise ClientRuleViolation("unknown_client", f"no client {state.client_id!r} is registered")
-    if state.status is Status.DECOMMISSIONED:
-        raise ClientRuleViolation(
-            "client_decommissioned", f"client {state.client_id!r} was decommissioned by an admin"
-        )
-    if session_id != state.session_id:
-        raise ClientRuleViolation(
-            "session_mismatch",
-            "this session is not the registered one; the agent must register again",
-        )
-    if state.status is Status.STOPPED:
-        raise ClientRuleViolation(
-            "client_stopped", "this session deregistered; the agent must register again"
-        )
+    require_current_session(state, session_id)
     cid = state.client_id
     events: list[Event] = []
     if replacing is not None:

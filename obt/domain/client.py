@@ -213,18 +213,7 @@ def decide_heartbeat(
     models_digest: str | None,
     now: datetime,
 ) -> list[Event]:
-    _require_active(state)
-    if session_id != state.session_id:
-        raise ClientRuleViolation(
-            "session_mismatch",
-            "this session is not the registered one; the agent must register again",
-        )
-    if state.status is Status.STOPPED:
-        # A heartbeat still in flight when its agent deregistered must not revive the client;
-        # a restarted agent registers a new session first.
-        raise ClientRuleViolation(
-            "client_stopped", "this session deregistered; the agent must register again"
-        )
+    require_current_session(state, session_id)
     if state.last_seq is not None and seq <= state.last_seq:
         if seq == state.last_seq:
             return []  # a replayed heartbeat is acknowledged once
@@ -351,6 +340,22 @@ def decide_timeout(
             timeout_s=policy.timeout_s,
         )
     ]
+
+
+def require_current_session(state: ClientState, session_id: str) -> None:
+    """What the agent of the registered session may do (heartbeat, open its channel)."""
+    _require_active(state)
+    if session_id != state.session_id:
+        raise ClientRuleViolation(
+            "session_mismatch",
+            "this session is not the registered one; the agent must register again",
+        )
+    if state.status is Status.STOPPED:
+        # A heartbeat still in flight when its agent deregistered must not revive the client;
+        # a restarted agent registers a new session first.
+        raise ClientRuleViolation(
+            "client_stopped", "this session deregistered; the agent must register again"
+        )
 
 
 def _require_active(state: ClientState) -> None:
