@@ -5,10 +5,14 @@ delivery repeats that one delivery and nothing else."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.simulated_agent import SimulatedAgent, bearer
@@ -192,3 +196,74 @@ def test_a_wrong_secret_is_refused_by_the_receiver_and_retried(
         failed = wait_until(lambda: events(server, "NotificationFailed"), 30, "no attempt")
         assert failed[0]["data"]["error"] == "HTTP 401"
         assert receiver.bad_signatures >= 1 and not receiver.webhooks
+
+
+class Heartbeats:
+    """Agents heartbeating from a thread every `every_s`, through a server restart (refused
+    heartbeats are simply sent again next time); one can be silenced."""
+
+    def __init__(self, server: ServerProcess, agents: list[SimulatedAgent], every_s: float):
+        self.server, self.agents, self.every_s = server, agents, every_s
+        self.silenced: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self.server.client(timeout=2) as http:
+            while not self._stop.wait(self.every_s):
+                for agent in self.agents:
+                    if agent.client_id not in self.silenced:
+                        with contextlib.suppress(httpx.HTTPError):
+                            agent.heartbeat(http)
+
+    def __enter__(self) -> Heartbeats:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def settled(server: ServerProcess) -> bool:
+    with server.client() as http:
+        health = http.get("/health").json()
+        statuses = {c["status"] for c in http.get("/clients").json()["items"]}
+    grace = datetime.fromisoformat(health["scheduler"]["grace_until"])
+    now = datetime.fromisoformat(health["server_time"])
+    return statuses == {"online"} and now > grace + timedelta(seconds=3)
+
+
+def test_a_server_restart_sets_off_no_offline_alert(tmp_path: Path, receiver: Receiver) -> None:
+    server = ServerProcess(tmp_path / "data")  # heartbeat interval 1 s, timeout 3 s
+    server.start()
+    try:
+        receiver.start()
+        with server.client(server.admin_token) as http:
+            rule = http.post(
+                "/alerts/rules",
+                json={
+                    "name": "offline",
+                    "condition": {"kind": "status", "statuses": ["offline"]},
+                    "notify": {"webhooks": [{"url": receiver.webhook_url, "secret": SECRET}]},
+                },
+            )
+            assert rule.status_code == 201, rule.text
+        agents = [SimulatedAgent(server, f"r{i}") for i in range(3)]
+        with server.client() as http:
+            for agent in agents:
+                assert agent.register(http).status_code == 201
+        with Heartbeats(server, agents, every_s=0.5) as beats:
+            server.restart()  # clean stop, then start: every client unknown for the gap
+            # Every client online again, and the server's clock past the start-up grace (one
+            # timeout window) by a few evaluations.
+            wait_until(lambda: settled(server), 30, "the fleet did not settle after the start")
+            assert not events(server, "AlertFired"), "a restart set off an alert"
+            # The test can fail: a client that really goes silent is alerted.
+            beats.silenced.add("r0")
+            fired = wait_until(lambda: events(server, "AlertFired"), 30, "r0 never fired")
+            assert [e["data"]["client_id"] for e in fired] == ["r0"]
+        wait_until(lambda: receiver.webhooks, 30, "the notice never arrived")
+    finally:
+        server.stop()
+    assert list(receiver.webhooks) == [fired[0]["data"]["dedupe_key"]]
