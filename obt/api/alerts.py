@@ -253,10 +253,11 @@ async def list_alerts(
     ]
     if state == "firing":
         items = sorted(firing, key=lambda d: (d["fired_at"], d["dedupe_key"]), reverse=True)
-        items = items[:limit]
+        items = await with_notices(obt, items[:limit])
     else:
         items = await obt.store.find(ALERTS, client_id=client_id, descending=True, limit=limit)
-    return json_response({"items": await with_notices(obt, items), "firing": len(firing)})
+        items = await with_notices(obt, items)
+    return json_response({"items": items, "firing": len(firing)})
 
 
 async def with_notices(obt: OBT, alerts: list[Doc]) -> list[Doc]:

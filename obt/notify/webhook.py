@@ -41,7 +41,9 @@ class WebhookNotifier:
                 if not 200 <= answer.status < 300:
                     raise DeliveryFailed(f"HTTP {answer.status}")
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
+            # The message may quote the url, and a webhook url often carries a token.
+            text = str(exc).replace(target.url, target.label)
+            raise DeliveryFailed(f"{type(exc).__name__}: {text}"[:300]) from None
 
     async def close(self) -> None:
         if self._session is not None:
