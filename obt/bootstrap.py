@@ -19,6 +19,7 @@ from typing import Any, Literal
 from obt.commands.alerts import AlertRuleCommands
 from obt.commands.handlers import ClientCommands, Clock
 from obt.commands.lifecycle import ServerLifecycle
+from obt.commands.operations import OperationCommands
 from obt.commands.repository import ClientRepository
 from obt.compaction import compaction_job
 from obt.domain.events import LATEST_SCHEMA_VERSIONS
@@ -138,6 +139,7 @@ class OBT:
     live: LiveHub
     metrics: Metrics
     alert_rules: AlertRuleCommands
+    operations: OperationCommands
     lease: LeaseKeeper
     jobs: BackgroundJobs
     enrollment_token: str
@@ -306,6 +308,7 @@ async def bootstrap(
         live=live,
         metrics=metrics,
         alert_rules=AlertRuleCommands(store, clock, server_id=lifecycle.server_id),
+        operations=OperationCommands(store, clock, server_id=lifecycle.server_id),
         lease=lease,
         jobs=jobs,
         enrollment_token=enrollment,

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import WebSocketRoute
 
 from obt import __version__
-from obt.api import agents, alerts, audit, reads, system
+from obt.api import agents, alerts, audit, operations, reads, system
 from obt.api.body import document_bodies
 from obt.api.channel import CHANNEL_PATH, AgentChannelEndpoint, ChannelShortcut
 from obt.api.channel_registry import ChannelRegistry
@@ -78,6 +78,7 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
     v1.include_router(audit.router)
     v1.include_router(system.router)
     v1.include_router(alerts.router)
+    v1.include_router(operations.router)
     app.include_router(v1)
     app.include_router(system.root_router)
     app.router.routes.append(

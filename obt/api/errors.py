@@ -21,12 +21,14 @@ from obt.errors import (
     Forbidden,
     InvalidAlertRule,
     InvalidCommand,
+    InvalidOperation,
     NotAuthenticated,
     OBTError,
     StoreError,
     StoreUnavailable,
     UnknownAlertRule,
     UnknownClient,
+    UnknownOperation,
 )
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,10 @@ def _status_for(exc: Exception) -> tuple[int, str, dict[str, str] | None]:
             return 404, "unknown_client", None
         case InvalidCommand():
             return 409, exc.code, None
+        case UnknownOperation():
+            return 404, "unknown_operation", None
+        case InvalidOperation():
+            return 422, exc.code, None
         case UnknownAlertRule():
             return 404, "unknown_alert_rule", None
         case InvalidAlertRule():
