@@ -363,6 +363,24 @@ def test_the_edge_takes_only_channel_websockets() -> None:
     assert shortcut.match({"type": "lifespan"}) is None
 
 
+def channel_scope(client_id: str, token: str | None) -> dict[str, Any]:
+    """The ASGI scope of a channel upgrade, as uvicorn builds it."""
+    path = f"/api/v1/agents/{client_id}/channel"
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", f"Bearer {token}".encode())] if token else [],
+        "client": ("127.0.0.1", 1),
+        "server": ("obt", 80),
+        "subprotocols": [],
+        "extensions": {"websocket.http.response": {}},
+    }
+
+
 async def talk(app: Any, token: str | None, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One WebSocket session with the ASGI app in this process: the messages it sent."""
     incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -380,21 +398,7 @@ async def talk(app: Any, token: str | None, frames: list[dict[str, Any]]) -> lis
         if message["type"] != "websocket.send" or len(answers) == len(frames):
             await incoming.put({"type": "websocket.disconnect", "code": 1000})
 
-    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
-    scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0"},
-        "path": "/api/v1/agents/a/channel",
-        "raw_path": b"/api/v1/agents/a/channel",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("obt", 80),
-        "subprotocols": [],
-        "extensions": {"websocket.http.response": {}},
-    }
-    await asyncio.wait_for(app(scope, receive, send), 10)
+    await asyncio.wait_for(app(channel_scope("a", token), receive, send), 10)
     return sent
 
 
@@ -443,18 +447,7 @@ class InProcessAgent:
         self.outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.hold_sends = asyncio.Event()
         self.hold_sends.set()
-        scope = {
-            "type": "websocket",
-            "asgi": {"version": "3.0"},
-            "path": f"/api/v1/agents/{client_id}/channel",
-            "raw_path": f"/api/v1/agents/{client_id}/channel".encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"authorization", f"Bearer {token}".encode())],
-            "client": ("127.0.0.1", 2),
-            "server": ("obt", 80),
-            "subprotocols": [],
-        }
+        scope = channel_scope(client_id, token)
         self.task = asyncio.create_task(app(scope, self.incoming.get, self._send))
         self.incoming.put_nowait({"type": "websocket.connect"})
 
