@@ -29,6 +29,7 @@ from obt.errors import OBTError, StoreUnavailable
 from obt.jobs import BackgroundJobs
 from obt.jobs.alerts import alert_evaluator
 from obt.jobs.notifications import notification_delivery
+from obt.jobs.operations import operation_dispatcher
 from obt.lease_keeper import LeaseKeeper, lease_timing
 from obt.live import LiveHub
 from obt.metrics import Metrics
@@ -279,9 +280,12 @@ async def bootstrap(
     scheduler = TimeoutScheduler(
         commands.detect_timeouts, settings.scheduler_tick_s, hold=hold_jobs
     )
+    operations = OperationCommands(store, clock, server_id=lifecycle.server_id)
     jobs = BackgroundJobs(
         [
             alert_evaluator(store, clock, runner, repo, lifecycle.server_id),
+            # Sends nothing until the app attaches the agent channels (obt/api/app.py).
+            operation_dispatcher(operations, clock, runner),
             notification_delivery(store, clock, runner, TargetNotifier(), lifecycle.server_id),
             compaction_job(
                 store,
@@ -308,7 +312,7 @@ async def bootstrap(
         live=live,
         metrics=metrics,
         alert_rules=AlertRuleCommands(store, clock, server_id=lifecycle.server_id),
-        operations=OperationCommands(store, clock, server_id=lifecycle.server_id),
+        operations=operations,
         lease=lease,
         jobs=jobs,
         enrollment_token=enrollment,

@@ -22,6 +22,7 @@ from obt.api.middleware import Edge
 from obt.api.ratelimit import RateLimiter
 from obt.api.static import default_dashboard_dir, mount_dashboard
 from obt.bootstrap import OBT, bootstrap
+from obt.jobs.operations import attach_operations
 from obt.metrics import Metrics
 from obt.settings import Settings
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings, *, obt: OBT | None = None, start: bool = True
         app.state.obt = instance
         if owned and start:
             await instance.start()
+        # Fleet operations go out over the channels and their frames come back through them.
+        attach_operations(instance.jobs, channels)
         stop_sweeps = asyncio.Event()
         sweeps = asyncio.create_task(channels.run(stop_sweeps), name="channel-idle-sweeps")
         try:

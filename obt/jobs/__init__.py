@@ -35,7 +35,7 @@ class BackgroundJobs:
         *,
         tick_s: float = 1.0,
         hold: Callable[[], str | None] = lambda: None,
-        wake_on: Collection[str] = ("alert", "alert_rule", "alert_notice"),
+        wake_on: Collection[str] = ("alert", "alert_rule", "alert_notice", "operation"),
     ) -> None:
         self.jobs = list(jobs)
         self._wake_on = frozenset(wake_on)  # read-model changes that bring jobs work

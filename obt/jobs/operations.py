@@ -186,6 +186,16 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def attach_operations(jobs: Any, link: AgentLink) -> None:
+    """Give the jobs' dispatcher the agent channels (an app without one dispatches nothing)."""
+    try:
+        dispatcher = jobs.job(OperationDispatcher.name)
+    except KeyError:
+        return
+    assert isinstance(dispatcher, OperationDispatcher)
+    dispatcher.attach(link, jobs.wake)
+
+
 def operation_dispatcher(
     commands: OperationCommands, clock: Clock, runner: Any
 ) -> OperationDispatcher:
