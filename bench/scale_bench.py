@@ -1,10 +1,14 @@
-"""Several OBT instances on one MongoDB stand-in: what a crash mid-append costs the others.
+"""Several OBT instances on one MongoDB stand-in. Run on a quiet machine; docs/scale.md
+records the figures.
 
-`python -m bench.scale_bench crash`: two instances under heartbeat load (60 agents, 120
-heartbeats/s); the victim's next insert is held inside its append transaction (after the
-counter increment) and the victim is killed with SIGKILL meanwhile, so it dies holding the
-counter. Prints the survivor's longest stall and how long a restarted victim takes to answer
-/health. Run on a quiet machine; docs/scale.md records the figures.
+- `crash`: two instances under heartbeat load (60 agents, 120 heartbeats/s); the victim's next
+  insert is held inside its append transaction (after the counter increment) and the victim
+  is killed with SIGKILL meanwhile, so it dies holding the counter. Prints the survivor's
+  longest stall and how long a restarted victim takes to answer /health.
+- `live`: the delay from a change acknowledged by one instance to its /live message on another.
+- `fault`: the fault run of tests/support/scale_fault.py (3 instances, 300 agents, the lease
+  holder killed), `--runs` times; exit 1 if a promise broke.
+- `throughput`: heartbeats/s acknowledged by `--instances` instances together.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import time
 from pathlib import Path
 
 from tests.integration.simulated_agent import SimulatedAgent
-from tests.support.processes import SecantusProcess, ServerProcess
+from tests.support.processes import SecantusProcess, ServerProcess, start_together
 from tests.support.scale import HeartbeatLoad, block_next_insert, counter_held, instance, running
+from tests.support.scale_fault import fault_run
 from tests.support.sse import SseReader
 
 
@@ -126,6 +131,58 @@ def live_delay(
                 process.kill()
 
 
+def throughput(tmp: Path, instances: int, agents: int, seconds: float) -> float:
+    """Heartbeats/s acknowledged in total by `instances` instances, each agent sending its
+    next heartbeat as soon as the last is answered (agents spread over the instances)."""
+    secantus = SecantusProcess(tmp / "logs", tmp / "secantus").start()
+    servers = [instance(tmp, secantus, "i0", "rate")]
+    servers += [
+        instance(tmp, secantus, f"i{i}", "rate", tokens=servers[0]) for i in range(1, instances)
+    ]
+    try:
+        start_together(*servers, timeout=60)
+        fleet: list[tuple[SimulatedAgent, ServerProcess]] = []
+        with servers[0].client(timeout=30) as http:
+            for i in range(agents):
+                agent = SimulatedAgent(servers[0], f"rate-{i}")
+                assert agent.register(http).status_code == 201
+                fleet.append((agent, servers[i % instances]))
+        load = HeartbeatLoad(fleet, every_s=0.0)
+        with running(load):
+            time.sleep(3)  # warm up
+            started = time.monotonic()
+            time.sleep(seconds)
+            ended = time.monotonic()
+        done = sum(1 for a in load.acks if a.status == 200 and started <= a.at < ended)
+        return done / (ended - started)
+    finally:
+        for process in (*servers, secantus):
+            if process.running:
+                process.kill()
+
+
+def fault(runs: int, agents: int, every_s: float, ttl_s: float) -> int:
+    failed = 0
+    rows = []
+    for run in range(runs):
+        with tempfile.TemporaryDirectory(prefix="obt-scale-") as tmp:
+            report = fault_run(Path(tmp), agents=agents, every_s=every_s, ttl_s=ttl_s)
+        rows.append(report)
+        failed += bool(report.broken)
+        print(
+            f"run {run + 1}: new holder after {report.takeover_s:.2f} s, latest timeout "
+            f"{report.latest_timeout_s:.2f} s past its deadline, {report.acknowledged} "
+            f"heartbeats acknowledged, {report.timeouts} timeouts, "
+            f"broken: {report.broken or 'none'}"
+        )
+    takeovers = sorted(r.takeover_s for r in rows)
+    print(
+        f"{runs} runs, {failed} with a broken promise; takeover median "
+        f"{statistics.median(takeovers):.2f} s, max {takeovers[-1]:.2f} s"
+    )
+    return 1 if failed else 0
+
+
 def _restart(victim: ServerProcess) -> int:
     """Start the victim again until it serves (a start may exit while the log is held)."""
     for attempt in range(1, 10):
@@ -139,7 +196,8 @@ def _restart(victim: ServerProcess) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=["crash", "live"])
+    parser.add_argument("scenario", choices=["crash", "live", "fault", "throughput"])
+    parser.add_argument("--seconds", type=float, default=20.0, help="throughput: measured time")
     parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--probes", type=int, default=50)
     parser.add_argument("--same", action="store_true", help="live: watch the writing instance")
@@ -149,6 +207,16 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--observe", type=float, default=20.0, help="seconds after the kill")
     args = parser.parse_args()
+    if args.scenario == "fault":
+        return fault(args.runs, args.agents, args.every, args.lease_ttl)
+    if args.scenario == "throughput":
+        with tempfile.TemporaryDirectory(prefix="obt-scale-") as tmp:
+            rate = throughput(Path(tmp), args.instances, args.agents, args.seconds)
+        print(
+            f"{args.instances} instance(s), {args.agents} agents beating back to back: "
+            f"{rate:.0f} heartbeats/s acknowledged"
+        )
+        return 0
     if args.scenario == "live":
         with tempfile.TemporaryDirectory(prefix="obt-scale-") as tmp:
             delays = sorted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -41,6 +42,7 @@ from obt.errors import (
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+TIMEOUT_BATCH = 1000  # timeouts decided and appended together at most
 
 
 class Clock(Protocol):
@@ -303,9 +305,24 @@ class ClientCommands:
             elif earliest is None or deadline < earliest:
                 earliest = deadline
         self._next_due = earliest or now + timedelta(seconds=self._policy.timeout_s)
-        timed_out = [cid for cid in due if await self._time_out(cid, started)]
-        for cid in timed_out:
-            log.info("client %s timed out", cid)
+        timed_out: list[str] = []
+        errors: list[BaseException] = []
+        # Together, so the store's group commit writes many timeouts in one transaction: a
+        # new lease holder may find a whole instance's agents silent at once.
+        for start in range(0, len(due), TIMEOUT_BATCH):
+            chunk = due[start : start + TIMEOUT_BATCH]
+            results = await asyncio.gather(
+                *(self._time_out(cid, started) for cid in chunk), return_exceptions=True
+            )
+            for cid, result in zip(chunk, results, strict=True):
+                if isinstance(result, BaseException):
+                    errors.append(result)
+                elif result:
+                    timed_out.append(cid)
+                    log.info("client %s timed out", cid)
+        if errors:
+            self._next_due = None  # sweep again at the next tick
+            raise errors[0]
         return timed_out
 
     async def _time_out(self, client_id: str, started: datetime | None) -> bool:

@@ -33,6 +33,7 @@ from obt.store.ports import RecordedEvent, Store
 log = logging.getLogger(__name__)
 
 Listener = Callable[[list[Change]], None]
+MIN_BATCH = 50  # the smallest batch a runner falls back to while its commits fail
 
 
 def default_projectors() -> list[Projector]:
@@ -262,6 +263,7 @@ class ProjectionRunner:
         quiet and at stop.
         """
         backoff = 0.5
+        full_batch = self._batch_size
         while not stop.is_set():
             try:
                 n = await self.step()
@@ -270,10 +272,14 @@ class ProjectionRunner:
                 else:
                     await self.persist_held(only_due=True)  # the log went quiet
                 backoff = 0.5
+                self._batch_size = min(full_batch, self._batch_size * 2)
             except StoreError as exc:
                 log.warning("projections paused: %s; retrying in %.1f s", exc, backoff)
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, 2.0)  # a returning store is noticed within 2 s
+                # A batch whose commit outlasts the store's transaction bound would fail the
+                # same way every time (a new lease holder catching up a burst): smaller ones.
+                self._batch_size = max(MIN_BATCH, self._batch_size // 2)
                 continue
             if n == 0:
                 waiter = asyncio.ensure_future(self._store.wait_for_append(self.low_water, poll_s))
