@@ -140,6 +140,10 @@ class NotificationDelivery:
                 await self._notifier.send(target, Notice(body))
             except DeliveryFailed as exc:
                 return {"target_id": target.id, "target": target.label, "error": str(exc)}
+            except Exception as exc:  # a bug in an adapter: this target's answer, and logged
+                log.exception("test notice to %s", target.label)
+                error = f"{type(exc).__name__}: {exc}"
+                return {"target_id": target.id, "target": target.label, "error": error}
             return {"target_id": target.id, "target": target.label, "error": None}
 
         return list(await asyncio.gather(*(one(t) for t in targets_of(rule["notify"]))))
