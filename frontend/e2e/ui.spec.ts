@@ -46,9 +46,13 @@ test('an unknown client shows a clear error, not a blank page', async ({ page })
 });
 
 test('a response that breaks the contract names the field', async ({ page }) => {
-  await page.route('**/api/v1/clients', async (route) => {
-    await route.fulfill({ json: { items: [{ client_id: 'x', hostname: 'x', status: 'sleeping' }] } });
-  });
+  // The fleet page asks for a page of clients (`/clients?limit=...`): match the path, not the query.
+  await page.route(
+    (url) => url.pathname === '/api/v1/clients',
+    async (route) => {
+      await route.fulfill({ json: { items: [{ client_id: 'x', hostname: 'x', status: 'sleeping' }] } });
+    }
+  );
   await page.goto('/');
   const alert = page.getByRole('alert');
   await expect(alert).toContainText('does not understand');
