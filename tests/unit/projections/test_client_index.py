@@ -55,9 +55,9 @@ async def mixed_fleet(fleet: Fleet, n: int = 24) -> None:
     await fleet.project()
 
 
-def fresh_index(fleet: Fleet) -> ClientIndex:
+def fresh_index(fleet: Fleet, few: int = 5000) -> ClientIndex:
     docs = projector(fleet).docs
-    return ClientIndex(lambda: docs, ClientChanges())
+    return ClientIndex(lambda: docs, ClientChanges(), few=few)
 
 
 def walk(index: ClientIndex, query: ClientQuery, now: datetime, limit: int) -> list[str]:
@@ -103,10 +103,11 @@ async def test_pages_hold_every_match_once_in_the_asked_order(fleet: Fleet) -> N
                 assert everything == expected, (sort, order)
 
 
-async def test_filters_and_counts(fleet: Fleet) -> None:
+@pytest.mark.parametrize("few", [5000, 0], ids=["sorted-directly", "walked"])
+async def test_filters_and_counts(fleet: Fleet, few: int) -> None:
     await mixed_fleet(fleet)
     now = fleet.clock.now()
-    index = fresh_index(fleet)
+    index = fresh_index(fleet, few)
     docs = list(projector(fleet).docs.values())
     by_status: dict[str, int] = {}
     for d in docs:
@@ -125,6 +126,10 @@ async def test_filters_and_counts(fleet: Fleet) -> None:
     assert ids(statuses=two, sort="client_id") == (expected, len(expected))
     rack = sorted(d["client_id"] for d in docs if d["labels"]["rack"] == "1")
     assert ids(labels=(("rack", "1"),), sort="client_id") == (rack, len(rack))
+    for order in ("asc", "desc"):
+        query = ClientQuery(labels=(("rack", "1"),), sort="status", order=order)  # type: ignore[arg-type]
+        assert walk(index, query, now, 2) == index.page(query, now).ids
+        assert sorted(index.page(query, now).ids) == rack
     assert ids(search="HOST-C1", sort="client_id")[0] == [f"c{i}" for i in range(10, 20)]
     assert ids(search="host-c1  C11", sort="client_id")[0] == ["c11"]  # every term matches
     assert ids(search="c1 nothing") == ([], 0)
