@@ -124,6 +124,19 @@ export const DASHBOARD_VIEWS: DashboardView[] = [
     }
   },
   {
+    route: '/audit',
+    name: 'audit log, archived events included, and the storage panel',
+    path: () => '/audit?archived=include',
+    ready: async (page) => {
+      await expect(
+        page.getByRole('table', { name: 'Events' }).getByRole('cell', { name: 'HeartbeatReceived' }).first()
+      ).toBeVisible();
+      await expect(page.getByRole('region', { name: 'Storage' }).getByTestId('storage-log')).toContainText(
+        'head at position'
+      );
+    }
+  },
+  {
     route: '+error',
     name: 'no such page',
     path: () => '/no-such-page',

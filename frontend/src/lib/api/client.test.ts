@@ -88,6 +88,56 @@ describe('createApi', () => {
     );
   });
 
+  it('asks for the archive with include_archived=true, on the page and the export link', async () => {
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) =>
+      jsonResponse({ items: [], next_after: null, next_before: null })
+    );
+    await createApi(fetch).events({ before: 42, limit: 100, includeArchived: true });
+    expect(fetch.mock.calls[0]?.[0]).toBe('/api/v1/events?before=42&limit=100&include_archived=true');
+    await createApi(fetch).events({ before: 42, limit: 100, includeArchived: false });
+    expect(fetch.mock.calls[1]?.[0]).toBe('/api/v1/events?before=42&limit=100');
+    expect(exportUrl({ stream: 'system', before: 42, includeArchived: true })).toBe(
+      '/api/v1/events/export?stream=system&include_archived=true'
+    );
+  });
+
+  it('reads GET /storage, before any measurement and after a compaction', async () => {
+    const fresh = {
+      log: { bytes: null, head: 12 },
+      archive: {
+        bytes: null,
+        segments: 0,
+        events: 0,
+        first_position: null,
+        last_position: null,
+        last_recorded_at: null
+      },
+      retention_s: 1209600,
+      last_compaction: null
+    };
+    const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse(fresh));
+    expect(await createApi(fetch).storage()).toEqual(fresh);
+    expect(fetch.mock.calls[0]?.[0]).toBe('/api/v1/storage');
+
+    const compacted = {
+      log: { bytes: 81920, head: 5000 },
+      archive: {
+        bytes: 4096,
+        segments: 1,
+        events: 4000,
+        first_position: 3,
+        last_position: 4100,
+        last_recorded_at: '2026-11-13T10:00:00+00:00'
+      },
+      retention_s: 1209600,
+      last_compaction: { at: '2026-11-27T10:05:00+00:00', segment_id: '00000001-000000000003', removed: 4000 }
+    };
+    const storage = await createApi(async () => jsonResponse(compacted)).storage();
+    expect(storage.last_compaction?.removed).toBe(4000);
+    const broken = createApi(async () => jsonResponse({ ...compacted, log: { bytes: 1 } }));
+    await expect(broken.storage()).rejects.toBeInstanceOf(SchemaError);
+  });
+
   it('throws ApiError with the server code and detail', async () => {
     const api = createApi(async () => jsonResponse({ code: 'client_not_found', detail: 'No client x' }, 404));
     const error = await api.client('x').catch((e: unknown) => e);

@@ -3,6 +3,9 @@
 import type { z } from 'zod';
 import { ApiError, NetworkError, SchemaError } from './errors';
 import {
+  alertListSchema,
+  alertRuleListSchema,
+  alertRuleSchema,
   clientDetailSchema,
   clientListSchema,
   clientPageSchema,
@@ -18,6 +21,8 @@ import {
   operationListSchema,
   operationSchema,
   serverInfoSchema,
+  storageSchema,
+  testSendSchema,
   timelinePageSchema,
   uptimeSchema
 } from './schemas';
@@ -47,6 +52,8 @@ export interface EventQuery {
   limit?: number;
   from?: string | null;
   to?: string | null;
+  /** Merge the archive's events (moved out by compaction) into the answer, in position order. */
+  includeArchived?: boolean;
 }
 
 /** Builds `/api/v1/<path>?<query>`, dropping empty values and repeating array values. */
@@ -105,6 +112,20 @@ export interface OperationRequest {
   expires_in_s?: number;
 }
 
+/** POST /alerts/rules and PUT /alerts/rules/{id}: the whole rule (a webhook without `secret`
+ * keeps the stored one of the same url). */
+export interface AlertRuleRequest {
+  name: string;
+  scope: { client_ids: string[]; labels: Record<string, string> };
+  condition:
+    | { kind: 'status'; statuses: string[]; for_s: number }
+    | { kind: 'model_missing'; model: string; for_s: number }
+    | { kind: 'digest_drift'; model: string | null; for_s: number };
+  notify: { urls: string[]; webhooks: { url: string; secret?: string }[] };
+  send_resolved: boolean;
+  remind_every_s: number | null;
+}
+
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, init)) {
@@ -134,6 +155,28 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
     return request(schema, path, { method: 'POST', headers, body: JSON.stringify(body) });
   }
 
+  /** PUT `body` as JSON with the admin token. */
+  async function put<S extends z.ZodType>(
+    schema: S,
+    path: string,
+    body: unknown,
+    token: string
+  ): Promise<z.infer<S>> {
+    const headers = authorized({ accept: 'application/json', 'content-type': 'application/json' }, token);
+    return request(schema, path, { method: 'PUT', headers, body: JSON.stringify(body) });
+  }
+
+  /** DELETE with the admin token; the answer has no body (204). */
+  async function remove(path: string, token: string): Promise<void> {
+    let response: Response;
+    try {
+      response = await fetchImpl(apiUrl(path), { method: 'DELETE', headers: authorized({}, token) });
+    } catch (cause) {
+      throw new NetworkError(path, cause);
+    }
+    if (!response.ok) throw await errorFromResponse(response, path);
+  }
+
   async function request<S extends z.ZodType>(
     schema: S,
     path: string,
@@ -159,6 +202,7 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
 
   const clientPath = (id: string) => `/clients/${encodeURIComponent(id)}`;
   const operationPath = (id: string) => `/operations/${encodeURIComponent(id)}`;
+  const rulePath = (id: string) => `/alerts/rules/${encodeURIComponent(id)}`;
 
   return {
     info: (signal?: AbortSignal) => get(serverInfoSchema, '/info', {}, signal),
@@ -191,6 +235,7 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
       get(modelPageSchema, '/models', { hosts_limit: hostsLimit, hosts_cursor: hostsCursor }, signal),
     events: (query: EventQuery, signal?: AbortSignal) =>
       get(eventPageSchema, '/events', eventQuery(query), signal),
+    storage: (signal?: AbortSignal) => get(storageSchema, '/storage', {}, signal),
     clientState: (id: string, at: string, signal?: AbortSignal) =>
       get(clientStateSchema, `${clientPath(id)}/state`, { at }, signal),
     fleetState: (at: string, signal?: AbortSignal) => get(fleetStateSchema, '/fleet/state', { at }, signal),
@@ -201,7 +246,18 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
     requestOperation: (body: OperationRequest, token: string) =>
       post(operationCreatedSchema, '/operations', body, token),
     cancelOperation: (id: string, token: string) =>
-      post(operationCancelledSchema, `${operationPath(id)}/cancel`, {}, token)
+      post(operationCancelledSchema, `${operationPath(id)}/cancel`, {}, token),
+    alertRules: (token: string, signal?: AbortSignal) =>
+      get(alertRuleListSchema, '/alerts/rules', {}, signal, token).then((r) => r.items),
+    createAlertRule: (body: AlertRuleRequest, token: string) =>
+      post(alertRuleSchema, '/alerts/rules', body, token),
+    updateAlertRule: (id: string, body: AlertRuleRequest, token: string) =>
+      put(alertRuleSchema, rulePath(id), body, token),
+    deleteAlertRule: (id: string, token: string) => remove(rulePath(id), token),
+    testAlertRule: (id: string, token: string) =>
+      post(testSendSchema, `${rulePath(id)}/test`, {}, token).then((r) => r.items),
+    alerts: (state: 'firing' | 'all', token: string, signal?: AbortSignal, limit = 100) =>
+      get(alertListSchema, '/alerts', { state, limit }, signal, token)
   };
 }
 
@@ -219,7 +275,8 @@ function eventQuery(query: EventQuery): Query {
     before: query.before,
     limit: query.limit,
     from: query.from,
-    to: query.to
+    to: query.to,
+    include_archived: query.includeArchived ? 'true' : null
   };
 }
 

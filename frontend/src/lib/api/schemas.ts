@@ -226,6 +226,23 @@ export const serverInfoSchema = z.object({
 });
 export type ServerInfo = z.infer<typeof serverInfoSchema>;
 
+/** GET /storage: the live log, the archive and the last compaction (docs/store.md). */
+export const storageSchema = z.object({
+  // Bytes are null until the server has measured them (or when the store cannot).
+  log: z.object({ bytes: z.number().nullable(), head: z.number().int() }),
+  archive: z.object({
+    bytes: z.number().nullable(),
+    segments: z.number().int(),
+    events: z.number().int(),
+    first_position: z.number().int().nullable(),
+    last_position: z.number().int().nullable(),
+    last_recorded_at: isoTime.nullable()
+  }),
+  retention_s: z.number(),
+  last_compaction: z.object({ at: isoTime, segment_id: z.string(), removed: z.number().int() }).nullable()
+});
+export type Storage = z.infer<typeof storageSchema>;
+
 /** SSE payloads on /live, keyed by the `event:` field. */
 export const liveModelSchema = z.union([
   z.object({ name: z.string(), removed: z.literal(true) }),
@@ -282,3 +299,86 @@ export type OperationCreated = z.infer<typeof operationCreatedSchema>;
 
 /** The answer to POST /operations/{id}/cancel. */
 export const operationCancelledSchema = z.object({ operation_id: z.string() });
+
+/** Alert rules and alerts (docs/api-shapes.md, alerts; docs/alerts.md). */
+export const ALERT_STATUSES = ['offline', 'degraded', 'stopped'] as const;
+export type AlertStatus = (typeof ALERT_STATUSES)[number];
+
+export const alertConditionSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('status'), statuses: z.array(z.enum(ALERT_STATUSES)), for_s: z.number() }),
+  z.object({ kind: z.literal('model_missing'), model: z.string(), for_s: z.number() }),
+  z.object({ kind: z.literal('digest_drift'), model: z.string().nullable(), for_s: z.number() })
+]);
+export type AlertCondition = z.infer<typeof alertConditionSchema>;
+
+export const alertRuleSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: z.object({
+    client_ids: z.array(z.string()).default([]),
+    labels: z.record(z.string(), z.string()).default({})
+  }),
+  condition: alertConditionSchema,
+  // Webhook secrets never leave the server: a webhook shows only that it has one.
+  notify: z.object({
+    urls: z.array(z.string()).default([]),
+    webhooks: z.array(z.object({ url: z.string(), has_secret: z.boolean() })).default([])
+  }),
+  send_resolved: z.boolean(),
+  remind_every_s: z.number().nullable(),
+  created_at: isoTime.nullish(),
+  updated_at: isoTime.nullish(),
+  position: z.number().int()
+});
+export type AlertRule = z.infer<typeof alertRuleSchema>;
+
+export const alertRuleListSchema = z.object({ items: z.array(alertRuleSchema) });
+
+export const NOTICE_STATES = ['pending', 'delivered', 'failed', 'none'] as const;
+
+export const noticeDeliverySchema = z.object({
+  target_id: z.string(),
+  target: z.string(),
+  state: z.string(),
+  attempts: z.number().int(),
+  last_error: z.string().nullish(),
+  next_attempt_at: isoTime.nullish(),
+  delivered_at: isoTime.nullish()
+});
+export type NoticeDelivery = z.infer<typeof noticeDeliverySchema>;
+
+export const alertNoticeSchema = z.object({
+  id: z.string(),
+  kind: z.enum(['fired', 'reminder', 'resolved']),
+  state: z.enum(NOTICE_STATES),
+  created_at: isoTime,
+  deliveries: z.array(noticeDeliverySchema)
+});
+export type AlertNotice = z.infer<typeof alertNoticeSchema>;
+
+export const alertSchema = z.object({
+  dedupe_key: z.string(),
+  rule_id: z.string(),
+  rule_name: z.string(),
+  client_id: z.string(),
+  hostname: z.string().nullish(),
+  detail: z.string().nullish(),
+  state: z.enum(['firing', 'resolved']),
+  status: z.string().nullish(),
+  since: isoTime.nullish(),
+  fired_at: isoTime,
+  reminders: z.number().int().default(0),
+  resolved_at: isoTime.nullish(),
+  resolve_reason: z.string().nullish(),
+  notices: z.array(alertNoticeSchema).default([])
+});
+export type Alert = z.infer<typeof alertSchema>;
+
+export const alertListSchema = z.object({ items: z.array(alertSchema), firing: z.number().int() });
+export type AlertList = z.infer<typeof alertListSchema>;
+
+/** POST /alerts/rules/{id}/test: each target's answer (error null when it was accepted). */
+export const testSendSchema = z.object({
+  items: z.array(z.object({ target_id: z.string(), target: z.string(), error: z.string().nullable() }))
+});
+export type TestSendResult = z.infer<typeof testSendSchema>['items'];

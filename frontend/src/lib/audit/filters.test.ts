@@ -9,6 +9,7 @@ describe('audit filters', () => {
       from: '2026-11-27T10:00:00.000Z',
       to: '',
       hideHeartbeats: true,
+      includeArchived: true,
       after: 200,
       before: null
     };
@@ -62,7 +63,23 @@ describe('audit filters', () => {
       to: null,
       after: 5,
       before: null,
-      limit: 50
+      limit: 50,
+      includeArchived: false
     });
+  });
+
+  it('includes the archive only when the URL asks for it', () => {
+    const filters = filtersFromParams(new URLSearchParams('archived=include&before=42'));
+    expect(filters.includeArchived).toBe(true);
+    expect(filtersToParams(filters).get('archived')).toBe('include');
+    expect(toEventQuery(filters, 100)).toMatchObject({ includeArchived: true, before: 42 });
+    const live = filtersFromParams(new URLSearchParams('archived=yes'));
+    expect(live.includeArchived).toBe(false);
+    expect(filtersToParams(live).has('archived')).toBe(false);
+  });
+
+  it('keeps LogCompacted when heartbeats are hidden', () => {
+    const query = toEventQuery(filtersFromParams(new URLSearchParams('heartbeats=hide')), 100);
+    expect(query.types).toContain('LogCompacted');
   });
 });

@@ -17,7 +17,8 @@ export const EVENT_TYPES = [
   'ClientDeregistered',
   'ClientDecommissioned',
   'ServerStarted',
-  'ServerStopped'
+  'ServerStopped',
+  'LogCompacted'
 ] as const;
 
 export interface AuditFilters {
@@ -29,6 +30,8 @@ export interface AuditFilters {
   to: string;
   /** Leave out HeartbeatReceived (every agent sends one every 10 s) unless types are chosen. */
   hideHeartbeats: boolean;
+  /** Read the archive too (events compaction moved out of the live log), merged by position. */
+  includeArchived: boolean;
   /**
    * Position cursors, at most one set: `after` lists the newer events after it, `before` the
    * older events before it. Neither: the newest page.
@@ -57,6 +60,7 @@ export function filtersFromParams(params: URLSearchParams): AuditFilters {
     from: params.get('from') ?? '',
     to: params.get('to') ?? '',
     hideHeartbeats: params.get('heartbeats') === 'hide',
+    includeArchived: params.get('archived') === 'include',
     after: before === null ? cursor(params, 'after') : null,
     before
   };
@@ -69,6 +73,7 @@ export function filtersToParams(filters: AuditFilters): URLSearchParams {
   if (filters.from) params.set('from', filters.from);
   if (filters.to) params.set('to', filters.to);
   if (filters.hideHeartbeats) params.set('heartbeats', 'hide');
+  if (filters.includeArchived) params.set('archived', 'include');
   if (filters.after !== null) params.set('after', String(filters.after));
   else if (filters.before !== null) params.set('before', String(filters.before));
   return params;
@@ -88,6 +93,7 @@ export function toEventQuery(filters: AuditFilters, limit: number): EventQuery {
     to: filters.to || null,
     after: filters.after,
     before: filters.after === null ? (filters.before ?? NEWEST) : null,
-    limit
+    limit,
+    includeArchived: filters.includeArchived
   };
 }
