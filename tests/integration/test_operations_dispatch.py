@@ -25,6 +25,11 @@ def operation(http: httpx.Client, operation_id: str) -> dict[str, Any]:
     return doc
 
 
+def finished(http: httpx.Client, operation_id: str) -> dict[str, Any] | None:
+    doc = operation(http, operation_id)
+    return doc if doc.get("finished_at") else None
+
+
 def test_a_pull_to_three_hosts_one_failing_in_band_and_a_read_only_agent(
     tmp_path: Path, launch: Launcher
 ) -> None:
@@ -68,11 +73,13 @@ def test_a_pull_to_three_hosts_one_failing_in_band_and_a_read_only_agent(
         )
         assert answer.status_code == 202, answer.text
         operation_id = answer.json()["operation_id"]
-        done = wait_until(
-            lambda: (doc := operation(http, operation_id)).get("finished_at") and doc,
+        found = wait_until(
+            lambda: finished(http, operation_id),
             WAIT_S,
             lambda: f"the operation should finish: {operation(http, operation_id)}",
         )
+        assert found is not None
+        done = found
         states = {cid: t["state"] for cid, t in done["targets"].items()}
         assert states == {"a": "succeeded", "b": "succeeded", "c": "failed", "ro": "failed"}
         assert "unexpected EOF" in done["targets"]["c"]["reason"]
