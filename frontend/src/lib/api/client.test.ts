@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { clientSummary, jsonResponse } from '$lib/testing/fixtures';
+import { clientSummary, compactedStorage, freshStorage, jsonResponse } from '$lib/testing/fixtures';
 import { apiUrl, createApi, exportUrl } from './client';
 import { ApiError, DashboardError, NetworkError, SchemaError } from './errors';
 
@@ -102,38 +102,14 @@ describe('createApi', () => {
   });
 
   it('reads GET /storage, before any measurement and after a compaction', async () => {
-    const fresh = {
-      log: { bytes: null, head: 12 },
-      archive: {
-        bytes: null,
-        segments: 0,
-        events: 0,
-        first_position: null,
-        last_position: null,
-        last_recorded_at: null
-      },
-      retention_s: 1209600,
-      last_compaction: null
-    };
+    const fresh = freshStorage();
     const fetch = vi.fn(async (_url: string, _init?: RequestInit) => jsonResponse(fresh));
     expect(await createApi(fetch).storage()).toEqual(fresh);
     expect(fetch.mock.calls[0]?.[0]).toBe('/api/v1/storage');
 
-    const compacted = {
-      log: { bytes: 81920, head: 5000 },
-      archive: {
-        bytes: 4096,
-        segments: 1,
-        events: 4000,
-        first_position: 3,
-        last_position: 4100,
-        last_recorded_at: '2026-11-13T10:00:00+00:00'
-      },
-      retention_s: 1209600,
-      last_compaction: { at: '2026-11-27T10:05:00+00:00', segment_id: '00000001-000000000003', removed: 4000 }
-    };
+    const compacted = compactedStorage();
     const storage = await createApi(async () => jsonResponse(compacted)).storage();
-    expect(storage.last_compaction?.removed).toBe(4000);
+    expect(storage).toEqual(compacted);
     const broken = createApi(async () => jsonResponse({ ...compacted, log: { bytes: 1 } }));
     await expect(broken.storage()).rejects.toBeInstanceOf(SchemaError);
   });

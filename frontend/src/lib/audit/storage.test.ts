@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createApi } from '$lib/api/client';
-import type { AuditEvent, Storage } from '$lib/api/schemas';
-import { jsonResponse } from '$lib/testing/fixtures';
+import type { AuditEvent } from '$lib/api/schemas';
+import { compactedStorage, jsonResponse } from '$lib/testing/fixtures';
 import { RANGES_SHOWN, archivedRanges, loadStorage } from './storage';
 
 function event(position: number, type: string, data: Record<string, unknown>): AuditEvent {
@@ -27,19 +27,7 @@ const compacted = (position: number, first: number, last: number, removed: numbe
     segment_sha256: 'ab'.repeat(32)
   });
 
-const STORAGE: Storage = {
-  log: { bytes: 81920, head: 30 },
-  archive: {
-    bytes: 4096,
-    segments: 2,
-    events: 70,
-    first_position: 3,
-    last_position: 25,
-    last_recorded_at: '2026-11-12T00:00:00+00:00'
-  },
-  retention_s: 1209600,
-  last_compaction: { at: '2026-11-28T03:00:00+00:00', segment_id: '00000028-000000000014', removed: 30 }
-};
+const STORAGE = compactedStorage();
 
 describe('archivedRanges', () => {
   it('lists each compaction newest first and skips other events and bad payloads', () => {

@@ -1,38 +1,13 @@
 import { render, screen, within } from '@testing-library/svelte';
 import { describe, expect, it } from 'vitest';
-import type { Storage } from '$lib/api/schemas';
 import type { ArchivedRange } from '$lib/audit/storage';
+import { compactedStorage, freshStorage } from '$lib/testing/fixtures';
 import StoragePanel from './StoragePanel.svelte';
 
 const NOW = Date.parse('2026-11-28T12:00:00Z');
 
-const EMPTY: Storage = {
-  log: { bytes: null, head: 1234 },
-  archive: {
-    bytes: null,
-    segments: 0,
-    events: 0,
-    first_position: null,
-    last_position: null,
-    last_recorded_at: null
-  },
-  retention_s: 14 * 86400,
-  last_compaction: null
-};
-
-const COMPACTED: Storage = {
-  log: { bytes: 5_400_000, head: 250_000 },
-  archive: {
-    bytes: 1_200_000,
-    segments: 2,
-    events: 180_000,
-    first_position: 3,
-    last_position: 190_000,
-    last_recorded_at: '2026-11-14T09:00:00+00:00'
-  },
-  retention_s: 14 * 86400,
-  last_compaction: { at: '2026-11-28T09:00:00+00:00', segment_id: '00000002-000000100000', removed: 80_000 }
-};
+const EMPTY = freshStorage(1234);
+const COMPACTED = compactedStorage();
 
 const RANGES: ArchivedRange[] = [
   {

@@ -1,5 +1,11 @@
 // Builders for API payloads in tests: valid by default, override what a test cares about.
-import type { ClientDetail, ClientSummary, ModelAvailability, TimelineEntry } from '$lib/api/schemas';
+import type {
+  ClientDetail,
+  ClientSummary,
+  ModelAvailability,
+  Storage,
+  TimelineEntry
+} from '$lib/api/schemas';
 
 export function clientSummary(overrides: Partial<ClientSummary> = {}): ClientSummary {
   return {
@@ -87,6 +93,40 @@ export function modelAvailability(
     drift: digests.length > 1,
     installed_count: hosts.length,
     loaded_count: hosts.filter(([, , l]) => l).length
+  };
+}
+
+/** GET /storage of a log never compacted, its sizes not measured yet. */
+export function freshStorage(head = 12): Storage {
+  return {
+    log: { bytes: null, head },
+    archive: {
+      bytes: null,
+      segments: 0,
+      events: 0,
+      first_position: null,
+      last_position: null,
+      last_recorded_at: null
+    },
+    retention_s: 14 * 86400,
+    last_compaction: null
+  };
+}
+
+/** GET /storage after two compactions (positions 3-190,000 archived, the last one 80,000 events). */
+export function compactedStorage(): Storage {
+  return {
+    log: { bytes: 5_400_000, head: 250_000 },
+    archive: {
+      bytes: 1_200_000,
+      segments: 2,
+      events: 180_000,
+      first_position: 3,
+      last_position: 190_000,
+      last_recorded_at: '2026-11-14T09:00:00+00:00'
+    },
+    retention_s: 14 * 86400,
+    last_compaction: { at: '2026-11-28T09:00:00+00:00', segment_id: '00000002-000000100000', removed: 80_000 }
   };
 }
 
