@@ -3,6 +3,7 @@ retry a lost race. The dispatcher and the API call these; neither decides anythi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,10 @@ class OperationCommands:
         self._server_id = server_id
         self._new_id = new_id
         self._cache: dict[str, OperationState] = {}
+        # One writer per operation at a time in this process: the cached state is changed in
+        # place, so a catch-up must never read the log between an append and its evolve
+        # (it would apply those events twice and the state would run ahead of the stream).
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def request(self, cmd: RequestOperation) -> OperationState:
         operation_id = self._new_id()
@@ -127,7 +132,14 @@ class OperationCommands:
         after = await self._decide_and_save(operation_id, lambda s: rules.decide_expire(s, now=now))
         return running if after.finished and not was_finished else []
 
+    def _lock(self, operation_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(operation_id, asyncio.Lock())
+
     async def load(self, operation_id: str) -> OperationState:
+        async with self._lock(operation_id):
+            return await self._load(operation_id)
+
+    async def _load(self, operation_id: str) -> OperationState:
         state = self._cache.get(operation_id)
         if state is None:
             state = OperationState(operation_id=operation_id)
@@ -156,8 +168,17 @@ class OperationCommands:
         decide: Callable[[OperationState], list[Event]],
         metadata: Mapping[str, Any] | None = None,
     ) -> OperationState:
+        async with self._lock(operation_id):
+            return await self._decide_and_save_locked(operation_id, decide, metadata)
+
+    async def _decide_and_save_locked(
+        self,
+        operation_id: str,
+        decide: Callable[[OperationState], list[Event]],
+        metadata: Mapping[str, Any] | None,
+    ) -> OperationState:
         for attempt in range(MAX_ATTEMPTS):
-            state = await self.load(operation_id)
+            state = await self._load(operation_id)
             try:
                 events = decide(state)
             except OperationRuleViolation as exc:

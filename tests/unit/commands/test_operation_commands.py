@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from obt.bootstrap import make_codec
@@ -9,6 +12,7 @@ from obt.commands.operations import OperationCommands, RequestOperation
 from obt.domain.events import operation_stream
 from obt.errors import InvalidOperation, UnknownOperation
 from obt.store.memory import MemoryStore
+from obt.store.sqlite import SQLiteStore
 from tests.support.clock import FakeClock
 
 
@@ -100,3 +104,37 @@ async def test_refusals_are_domain_errors_with_stable_codes(store: MemoryStore) 
     with pytest.raises(UnknownOperation):
         await ops.cancel("missing")
     assert await store.read_stream(operation_stream("op1")) == []
+
+
+async def test_many_hosts_reporting_at_once_keep_the_cached_state_in_step_with_the_log(
+    tmp_path: Path,
+) -> None:
+    """Agents' frames arrive on many channels at once; each is one writer of the stream. On
+    SQLite an append awaits its writer thread, so the writers really interleave."""
+    store = SQLiteStore(tmp_path / "obt.db")
+    await store.open()
+    try:
+        await many_hosts_at_once(store)
+    finally:
+        await store.close()
+
+
+async def many_hosts_at_once(store: SQLiteStore) -> None:
+    clock = FakeClock()
+    ops = OperationCommands(store, clock, server_id="s1", new_id=lambda: "op1")
+    hosts = [f"h{i:02d}" for i in range(30)]
+    await ops.request(pull(hosts, max_parallel=30))
+    for host in hosts:
+        await ops.start("op1", host)
+
+    async def report(host: str) -> None:
+        await ops.progress("op1", host, status="pulling manifest", completed=None, total=None)
+        await ops.load("op1")  # the dispatcher reads while others append
+        await ops.result("op1", host, succeeded=True, reason=None)
+
+    await asyncio.gather(*(report(h) for h in hosts))
+    state = await ops.load("op1")
+    recorded = await store.read_stream(operation_stream("op1"))
+    assert state.version == len(recorded)
+    assert state.finished and state.count("succeeded") == len(hosts)
+    assert recorded[-1].type == "OperationFinished"
