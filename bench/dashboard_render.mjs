@@ -16,28 +16,32 @@
 // Tasks API: count over 100 ms, the longest), the bytes and messages the live feed
 // (EventSource) brought in per second (Chrome DevTools Protocol network events), and the
 // page's JS heap (CDP Runtime.getHeapUsage, at the end, before and after a collection).
-import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
-import { gzipSync } from 'node:zlib';
+import { createRequire } from "node:module";
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
 
-const require = createRequire(new URL('../frontend/package.json', import.meta.url));
-const { chromium } = require('@playwright/test');
+const require = createRequire(
+  new URL("../frontend/package.json", import.meta.url),
+);
+const { chromium } = require("@playwright/test");
 
 const PAGE_SIZE = 100;
 const { values: args } = parseArgs({
   options: {
-    url: { type: 'string' },
-    clients: { type: 'string' },
-    runs: { type: 'string' },
-    'live-seconds': { type: 'string' }
-  }
+    url: { type: "string" },
+    clients: { type: "string" },
+    runs: { type: "string" },
+    "live-seconds": { type: "string" },
+  },
 });
-const liveSeconds = Number(args['live-seconds'] ?? 0);
+const liveSeconds = Number(args["live-seconds"] ?? 0);
 const url = args.url;
 const clients = Number(args.clients);
 const runs = Number(args.runs ?? 5);
 if (!url || !Number.isInteger(clients)) {
-  console.error('usage: node bench/dashboard_render.mjs --url URL --clients N [--runs 5]');
+  console.error(
+    "usage: node bench/dashboard_render.mjs --url URL --clients N [--runs 5]",
+  );
   process.exit(2);
 }
 
@@ -48,57 +52,73 @@ function watch({ expected, firstPage }) {
     if (mark.dom !== undefined) return;
     const total = document.querySelector('[data-testid="count-total"]');
     if (!total || total.textContent.trim() !== String(expected)) return;
-    const rows = document.querySelectorAll('tbody tr[data-client-id]');
+    const rows = document.querySelectorAll("tbody tr[data-client-id]");
     if (rows.length !== firstPage) return;
     const box = rows[0].getBoundingClientRect();
     if (box.width === 0 || box.height === 0) return;
     mark.dom = performance.now();
     mark.first_row_in_viewport = box.top < window.innerHeight;
     observer.disconnect();
-    requestAnimationFrame(() => setTimeout(() => (mark.painted = performance.now()), 0));
+    requestAnimationFrame(() =>
+      setTimeout(() => (mark.painted = performance.now()), 0),
+    );
   };
   const observer = new MutationObserver(check);
-  observer.observe(document, { childList: true, subtree: true, characterData: true });
+  observer.observe(document, {
+    childList: true,
+    subtree: true,
+    characterData: true,
+  });
 }
 
 const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
+  executablePath: "/usr/bin/chromium",
   args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync'
-  ]
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
 });
 const results = [];
 let live = null;
 try {
   for (let run = 0; run < runs; run++) {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const context = await browser.newContext({
+      viewport: { width: 1440, height: 900 },
+    });
     const page = await context.newPage();
     const scripts = [];
-    page.on('response', (response) => {
+    page.on("response", (response) => {
       const type = response.request().resourceType();
-      if (type === 'script' || response.url().endsWith('.js')) scripts.push(response);
+      if (type === "script" || response.url().endsWith(".js"))
+        scripts.push(response);
     });
-    await page.addInitScript(watch, { expected: clients, firstPage: Math.min(clients, PAGE_SIZE) });
-    await page.goto(`${url}/`, { waitUntil: 'commit' });
-    await page.waitForFunction(() => window.__obtRender?.painted !== undefined, null, {
-      timeout: 60_000
+    await page.addInitScript(watch, {
+      expected: clients,
+      firstPage: Math.min(clients, PAGE_SIZE),
     });
+    await page.goto(`${url}/`, { waitUntil: "commit" });
+    await page.waitForFunction(
+      () => window.__obtRender?.painted !== undefined,
+      null,
+      {
+        timeout: 60_000,
+      },
+    );
     const timing = await page.evaluate(() => {
-      const nav = performance.getEntriesByType('navigation')[0];
+      const nav = performance.getEntriesByType("navigation")[0];
       const list = performance
-        .getEntriesByType('resource')
-        .find((e) => new URL(e.name).pathname === '/api/v1/clients');
-      const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+        .getEntriesByType("resource")
+        .find((e) => new URL(e.name).pathname === "/api/v1/clients");
+      const fcp = performance.getEntriesByName("first-contentful-paint")[0];
       const js = performance
-        .getEntriesByType('resource')
-        .filter((e) => new URL(e.name).pathname.endsWith('.js'));
+        .getEntriesByType("resource")
+        .filter((e) => new URL(e.name).pathname.endsWith(".js"));
       return {
         ...window.__obtRender,
         html_ms: nav.responseEnd,
@@ -107,7 +127,7 @@ try {
         js_done_ms: Math.max(...js.map((e) => e.responseEnd)),
         clients_request_start_ms: list ? list.requestStart : null,
         clients_response_end_ms: list ? list.responseEnd : null,
-        clients_body_bytes: list ? list.encodedBodySize : null
+        clients_body_bytes: list ? list.encodedBodySize : null,
       };
     });
     // Bodies after the render, so reading them cannot slow it down.
@@ -130,8 +150,8 @@ try {
       js_gzip_bytes: jsGzip,
       js_wire_bytes: jsWire,
       js_content_encoding: scripts[0]
-        ? ((await scripts[0].allHeaders())['content-encoding'] ?? 'identity')
-        : null
+        ? ((await scripts[0].allHeaders())["content-encoding"] ?? "identity")
+        : null,
     });
     await context.close();
   }
@@ -144,38 +164,52 @@ console.log(JSON.stringify({ url, clients, runs: results, live }));
 function observeLongTasks() {
   window.__obtLongTasks = [];
   new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) window.__obtLongTasks.push(entry.duration);
-  }).observe({ type: 'longtask', buffered: true });
+    for (const entry of list.getEntries())
+      window.__obtLongTasks.push(entry.duration);
+  }).observe({ type: "longtask", buffered: true });
 }
 
 async function watchLive() {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const context = await browser.newContext({
+    viewport: { width: 1440, height: 900 },
+  });
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
-  await cdp.send('Network.enable');
+  await cdp.send("Network.enable");
   const liveRequests = new Set();
   let counting = false;
   let wireBytes = 0;
   let messages = 0;
   let messageBytes = 0;
   const liveUrls = [];
-  cdp.on('Network.requestWillBeSent', (event) => {
-    if (new URL(event.request.url).pathname === '/api/v1/live') {
+  cdp.on("Network.requestWillBeSent", (event) => {
+    if (new URL(event.request.url).pathname === "/api/v1/live") {
       liveRequests.add(event.requestId);
       liveUrls.push(event.request.url);
     }
   });
-  cdp.on('Network.dataReceived', (event) => {
-    if (counting && liveRequests.has(event.requestId)) wireBytes += event.encodedDataLength || event.dataLength;
+  cdp.on("Network.dataReceived", (event) => {
+    if (counting && liveRequests.has(event.requestId))
+      wireBytes += event.encodedDataLength || event.dataLength;
   });
-  cdp.on('Network.eventSourceMessageReceived', (event) => {
+  cdp.on("Network.eventSourceMessageReceived", (event) => {
     if (!counting || !liveRequests.has(event.requestId)) return;
     messages += 1;
-    messageBytes += Buffer.byteLength(event.data) + event.eventName.length + String(event.eventId).length;
+    messageBytes +=
+      Buffer.byteLength(event.data) +
+      event.eventName.length +
+      String(event.eventId).length;
   });
-  await page.addInitScript(watch, { expected: clients, firstPage: Math.min(clients, PAGE_SIZE) });
-  await page.goto(`${url}/`, { waitUntil: 'commit' });
-  await page.waitForFunction(() => window.__obtRender?.painted !== undefined, null, { timeout: 60_000 });
+  await page.addInitScript(watch, {
+    expected: clients,
+    firstPage: Math.min(clients, PAGE_SIZE),
+  });
+  await page.goto(`${url}/`, { waitUntil: "commit" });
+  await page.waitForFunction(
+    () => window.__obtRender?.painted !== undefined,
+    null,
+    { timeout: 60_000 },
+  );
   // The page settles (its live stream opens and narrows to the rows in view), then we count.
   await page.waitForTimeout(3000);
   await page.evaluate(observeLongTasks);
@@ -185,10 +219,12 @@ async function watchLive() {
   counting = false;
   const seconds = (Date.now() - started) / 1000;
   const longTasks = await page.evaluate(() => window.__obtLongTasks);
-  const before = await cdp.send('Runtime.getHeapUsage');
-  await cdp.send('HeapProfiler.collectGarbage');
-  const after = await cdp.send('Runtime.getHeapUsage');
-  const rows = await page.evaluate(() => document.querySelectorAll('tbody tr[data-client-id]').length);
+  const before = await cdp.send("Runtime.getHeapUsage");
+  await cdp.send("HeapProfiler.collectGarbage");
+  const after = await cdp.send("Runtime.getHeapUsage");
+  const rows = await page.evaluate(
+    () => document.querySelectorAll("tbody tr[data-client-id]").length,
+  );
   await context.close();
   return {
     seconds,
@@ -201,6 +237,6 @@ async function watchLive() {
     live_urls: liveUrls.map((u) => u.slice(0, 200)),
     heap_used_mb: before.usedSize / 2 ** 20,
     heap_used_after_gc_mb: after.usedSize / 2 ** 20,
-    rows
+    rows,
   };
 }
