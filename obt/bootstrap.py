@@ -184,14 +184,16 @@ class OBT:
     async def _record_start(self) -> None:
         """Record the start, waiting while the log refuses it rather than exiting: another
         instance killed inside a transaction holds the log until its sessions are killed
-        (within OBT_LEASE_TTL_S) or, without that, until MongoDB's transaction lifetime ends."""
+        (within OBT_LEASE_TTL_S) or, without that, until MongoDB's transaction lifetime ends.
+        A store no other process writes (SQLite) has no such holder: its refusal (a full disk,
+        a read-only file) is final, and the start fails at once, saying why."""
         deadline = time.monotonic() + START_RETRY_S
         while True:
             try:
                 await self.lifecycle.record_start(self.clock.now())
                 return
             except StoreUnavailable as exc:
-                if time.monotonic() >= deadline:
+                if not self.lease.lease.shared or time.monotonic() >= deadline:
                     raise
                 log.warning(
                     "the store does not take this server's start yet; retrying in %.0f s "
