@@ -87,6 +87,43 @@ export const DASHBOARD_VIEWS: DashboardView[] = [
     }
   },
   {
+    route: '/alerts',
+    name: 'alerts, without the admin token',
+    path: () => '/alerts',
+    ready: async (page) => {
+      await expect(page.getByRole('heading', { level: 1, name: 'Alerts' })).toBeVisible();
+      await expect(page.getByRole('form', { name: 'Admin token' })).toBeVisible();
+    }
+  },
+  {
+    route: '/alerts',
+    name: 'alerts, with the admin token, a rule and its form',
+    path: () => '/alerts',
+    ready: async (page, { stack, request, client }) => {
+      const token = (stack as StackInfo & { admin_token?: string }).admin_token ?? '';
+      const made = await request.post(`${stack.base_url}/api/v1/alerts/rules`, {
+        headers: { authorization: `Bearer ${token}` },
+        data: {
+          name: 'Accessibility check rule',
+          scope: { client_ids: [client.client_id] },
+          condition: { kind: 'status', statuses: ['stopped'], for_s: 3600 },
+          notify: { webhooks: [{ url: 'http://127.0.0.1:9/a11y', secret: 'a11y' }] },
+          remind_every_s: 3600
+        }
+      });
+      expect(made.ok()).toBeTruthy();
+      const tokenForm = page.getByRole('form', { name: 'Admin token' });
+      await tokenForm.getByLabel('Admin token').fill(token);
+      await tokenForm.getByRole('button', { name: 'Use token' }).click();
+      await expect(page.getByTestId('alert-rule').first()).toBeVisible();
+      await page.getByRole('button', { name: 'New rule' }).click();
+      await page
+        .getByRole('form', { name: 'Alert rule' })
+        .getByRole('button', { name: 'Add webhook' })
+        .click();
+    }
+  },
+  {
     route: '/audit',
     name: 'audit log',
     path: () => '/audit',
