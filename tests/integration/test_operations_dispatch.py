@@ -107,3 +107,58 @@ def test_a_pull_to_three_hosts_one_failing_in_band_and_a_read_only_agent(
         assert any(
             f"Pull of {MODEL}" in e["summary"] and "succeeded" in e["summary"] for e in timeline
         )
+
+
+def test_a_host_offline_until_later_then_a_cancel_stops_the_pull_still_running(
+    tmp_path: Path, launch: Launcher
+) -> None:
+    logs = tmp_path / "logs"
+    server = ServerProcess(tmp_path / "data", log_dir=logs)
+    held, later = FakeOllamaProcess(logs), FakeOllamaProcess(logs)
+    launch.together(server, held, later)
+    held.control("POST", "/pull", {"hold": True})  # a's pull stays in progress
+
+    def agent(cid: str, ollama: FakeOllamaProcess) -> AgentProcess:
+        return AgentProcess(
+            logs / cid,
+            server_url=server.base_url,
+            ollama_url=ollama.base_url,
+            enrollment_token=server.enrollment_token,
+            client_id=cid,
+            state_dir=tmp_path / f"state-{cid}",
+        )
+
+    with server.client(server.admin_token) as http:
+        launch(agent("a", held))
+        b = launch(agent("b", later))
+        wait_until(
+            lambda: all(http.get(f"/clients/{c}").status_code == 200 for c in ("a", "b")),
+            WAIT_S,
+            "both agents should register",
+        )
+        b.stop()  # registered, now offline
+        answer = http.post(
+            "/operations",
+            json={"action": "pull", "model": MODEL, "targets": {"client_ids": ["a", "b"]}},
+        )
+        assert answer.status_code == 202, answer.text
+        operation_id = answer.json()["operation_id"]
+
+        def states() -> dict[str, str]:
+            doc = operation(http, operation_id)
+            return {cid: t["state"] for cid, t in doc.get("targets", {}).items()}
+
+        def shown() -> str:
+            return f"operation {operation_id}: {states()}"
+
+        wait_until(lambda: states() == {"a": "running", "b": "queued"}, WAIT_S, shown)
+        launch(agent("b", later))  # back: its queued pull starts and finishes
+        wait_until(lambda: states() == {"a": "running", "b": "succeeded"}, WAIT_S, shown)
+        cancelled = http.post(f"/operations/{operation_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["agents_told"] == ["a"]
+        done = wait_until(lambda: finished(http, operation_id), WAIT_S, shown)
+        assert done is not None
+        assert {k: v for k, v in done["counts"].items() if v} == {"succeeded": 1, "cancelled": 1}
+        # The agent stopped its pull: the fake Ollama saw its client go away.
+        wait_until(lambda: held.state()["pulls_aborted"] >= 1, WAIT_S, "a's pull should stop")
