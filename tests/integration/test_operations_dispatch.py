@@ -162,3 +162,43 @@ def test_a_host_offline_until_later_then_a_cancel_stops_the_pull_still_running(
         assert {k: v for k, v in done["counts"].items() if v} == {"succeeded": 1, "cancelled": 1}
         # The agent stopped its pull: the fake Ollama saw its client go away.
         wait_until(lambda: held.state()["pulls_aborted"] >= 1, WAIT_S, "a's pull should stop")
+
+
+def test_a_host_that_stays_offline_expires_with_the_operation(
+    tmp_path: Path, launch: Launcher
+) -> None:
+    logs = tmp_path / "logs"
+    server = ServerProcess(tmp_path / "data", log_dir=logs)
+    ollama = FakeOllamaProcess(logs)
+    launch.together(server, ollama)
+    with server.client(server.admin_token) as http:
+        agent = launch(
+            AgentProcess(
+                logs / "gone",
+                server_url=server.base_url,
+                ollama_url=ollama.base_url,
+                enrollment_token=server.enrollment_token,
+                client_id="gone",
+            )
+        )
+        wait_until(lambda: http.get("/clients/gone").status_code == 200, WAIT_S, "registered")
+        agent.stop()
+        answer = http.post(
+            "/operations",
+            json={
+                "action": "pull",
+                "model": MODEL,
+                "targets": {"client_ids": ["gone"]},
+                "expires_in_s": 2,
+            },
+        )
+        assert answer.status_code == 202, answer.text
+        operation_id = answer.json()["operation_id"]
+        done = wait_until(
+            lambda: finished(http, operation_id),
+            WAIT_S,
+            lambda: f"the operation should expire: {operation(http, operation_id)}",
+        )
+        assert done is not None
+        assert done["targets"]["gone"]["state"] == "expired"
+        assert ollama.state()["pulls"] == []  # never started
