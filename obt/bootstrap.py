@@ -169,6 +169,7 @@ class OBT:
             snapshots.states.values(), self.runner.positions["client_state"]
         )
         log.info("projections caught up (%d events), %d clients loaded", caught_up, clients)
+        self.read_models.warm(self.clock.now())
         release_startup_memory()
         self._tasks.append(asyncio.create_task(self.runner.run(self._stop), name="projections"))
         self._tasks.append(

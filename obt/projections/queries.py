@@ -159,6 +159,12 @@ class ReadModels:
         index.sync(now)
         return self._counts(index)
 
+    def warm(self, now: datetime) -> None:
+        """Build the clients index and its default order at start, not on a first request
+        (about a second at 100,000 clients)."""
+        if self._index is not None:
+            self._index.page(ClientQuery(sort="status", limit=1), now)
+
     def status_counts(self, now: datetime) -> dict[str, int]:
         """Clients by status (every status), from the index: no walk over the fleet."""
         if self._index is None:
