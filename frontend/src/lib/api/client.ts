@@ -144,26 +144,16 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
     );
   }
 
-  /** POST `body` as JSON with the admin token. */
+  /** POST (or PUT) `body` as JSON with the admin token. */
   async function post<S extends z.ZodType>(
     schema: S,
     path: string,
     body: unknown,
-    token: string
+    token: string,
+    method: 'POST' | 'PUT' = 'POST'
   ): Promise<z.infer<S>> {
     const headers = authorized({ accept: 'application/json', 'content-type': 'application/json' }, token);
-    return request(schema, path, { method: 'POST', headers, body: JSON.stringify(body) });
-  }
-
-  /** PUT `body` as JSON with the admin token. */
-  async function put<S extends z.ZodType>(
-    schema: S,
-    path: string,
-    body: unknown,
-    token: string
-  ): Promise<z.infer<S>> {
-    const headers = authorized({ accept: 'application/json', 'content-type': 'application/json' }, token);
-    return request(schema, path, { method: 'PUT', headers, body: JSON.stringify(body) });
+    return request(schema, path, { method, headers, body: JSON.stringify(body) });
   }
 
   /** DELETE with the admin token; the answer has no body (204). */
@@ -252,7 +242,7 @@ export function createApi(fetchImpl: FetchLike = (input, init) => fetch(input, i
     createAlertRule: (body: AlertRuleRequest, token: string) =>
       post(alertRuleSchema, '/alerts/rules', body, token),
     updateAlertRule: (id: string, body: AlertRuleRequest, token: string) =>
-      put(alertRuleSchema, rulePath(id), body, token),
+      post(alertRuleSchema, rulePath(id), body, token, 'PUT'),
     deleteAlertRule: (id: string, token: string) => remove(rulePath(id), token),
     testAlertRule: (id: string, token: string) =>
       post(testSendSchema, `${rulePath(id)}/test`, {}, token).then((r) => r.items),
