@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,24 @@ def wait_for_channel_events(
         lambda: (found := channel_events(server, client_id)) and len(found) >= count and found,
         10,
         lambda: f"channel events of {client_id}: {channel_events(server, client_id)}",
+    )
+
+
+def client_doc_when(
+    server: ServerProcess, client_id: str, ready: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The client's read-model document once it shows what the log already holds (the
+    projections follow the log a moment behind the acknowledgement)."""
+
+    def fetch() -> dict[str, Any]:
+        with server.client() as http:
+            answer = http.get(f"/clients/{client_id}")
+        return answer.json() if answer.status_code == 200 else {}
+
+    return wait_until(
+        lambda: (doc := fetch()) and ready(doc) and doc,
+        10,
+        lambda: f"client {client_id} as read: {fetch()}",
     )
 
 
@@ -265,8 +283,7 @@ def test_a_frame_over_the_body_limit_closes_the_channel_with_1009(server: Server
         assert closed_with(ws)[0] == 1009
     _, closed = wait_for_channel_events(server, "oversize", 2)
     assert (closed["data"]["reason"], closed["data"]["code"]) == ("error", 1009)
-    with server.client() as http:
-        doc = http.get("/clients/oversize").json()
+    doc = client_doc_when(server, "oversize", lambda d: d.get("last_disconnect") is not None)
     assert doc["connection_lost"] is True  # at once; the status still follows the timeout
     assert doc["status"] == "degraded"  # as registered (Ollama not reachable)
     assert doc["last_disconnect"]["reason"] == "error"
@@ -287,8 +304,7 @@ def test_a_new_channel_replaces_the_old_one(server: ServerProcess) -> None:
             ("ChannelOpened", second_welcome["channel_id"]),
         ]
         assert events[1]["data"]["reason"] == "replaced"
-        with server.client() as http:
-            doc = http.get("/clients/twice").json()
+        doc = client_doc_when(server, "twice", lambda d: d.get("status") == "online")
         assert (doc["transport"], doc["reconnects_24h"]) == ("channel", 1)
 
 
