@@ -113,6 +113,10 @@ class ProjectionRunner:
         self._monotonic = monotonic
         self._committed_at: dict[str, float] = {}  # projector -> when it last committed
         self._held: set[str] = set()  # projectors holding document writes back
+        # Projectors that keep no documents in memory and projected batches that were not
+        # stored (this runner was not allowed to): their state is reloaded from the stored
+        # checkpoint before they may store again, so no batch is skipped.
+        self._unstored: set[str] = set()
         self.errors: dict[str, str] = {}
         self._listeners: list[Listener] = []
         self.last_step_s = 0.0
@@ -142,6 +146,7 @@ class ProjectionRunner:
 
     async def step(self) -> int:
         """Process one batch of events; returns how many records were read."""
+        await self._restore_unstored()
         records = await self._read(self.low_water)
         await self._process(records)
         return len(records)
@@ -197,8 +202,10 @@ class ProjectionRunner:
                 p.flush(batch, persist=persist)
                 if persist:
                     await self._persist(p, batch, last)
+                elif p.writes_behind:
+                    self._held.add(p.name)  # its documents wait in memory
                 else:
-                    self._held.add(p.name)
+                    self._unstored.add(p.name)  # this batch's writes are gone
             except CheckpointConflict:
                 log.info("projection %s was advanced by another runner; reloading", p.name)
                 await self._reload(p)
@@ -242,6 +249,7 @@ class ProjectionRunner:
         """
         if not self.may_persist():
             return
+        await self._restore_unstored()
         for p in self.projectors:
             if p.name not in self._held or (only_due and not self._due(p.name)):
                 continue
@@ -317,9 +325,21 @@ class ProjectionRunner:
 
     async def _reload(self, p: Projector) -> None:
         self._held.discard(p.name)
+        self._unstored.discard(p.name)
         self.positions[p.name] = await self._store.checkpoint(p.name)
         self._persisted[p.name] = self.positions[p.name]
         await p.load(self._store)
+
+    async def _restore_unstored(self) -> None:
+        """Once this runner may store again (it holds the lease again), reload the projectors
+        whose writes were dropped meanwhile: storing their checkpoint as it stands would skip
+        those batches in the stored read model (an instance that lost the lease in a store
+        outage and took it back)."""
+        if not self._unstored or not self.may_persist():
+            return
+        for name in sorted(self._unstored):
+            await self._reload(self.projector(name))
+            self._unstored.discard(name)
 
     async def _reload_quietly(self, p: Projector) -> None:
         try:

@@ -7,6 +7,7 @@ from obt.projections.base import Change
 from obt.projections.clients import ClientsProjector
 from obt.projections.runner import ProjectionRunner
 from obt.store.memory import MemoryStore
+from tests.contract.test_projections_property import fresh_fold
 from tests.support.fleet import Fleet
 
 
@@ -104,3 +105,24 @@ async def test_server_events_are_never_held() -> None:
     await fleet.restart_server(clean=True, down_for_s=60)  # ServerStopped, ServerStarted
     await runner.step()
     assert await fleet.store.checkpoint("clients") == await fleet.store.head()
+
+
+async def test_batches_projected_without_the_lease_are_stored_once_it_is_back() -> None:
+    """An instance that loses the jobs lease (a store outage) projects into memory only; when
+    it holds the lease again, the read models it stores miss nothing of what came meanwhile."""
+    ticks = Ticks()
+    fleet, runner = await fleet_with_runner(ticks)
+    holding = False
+    runner.may_persist = lambda: holding
+    fleet.clock.advance(10)
+    await fleet.heartbeat("a", reachable=False)  # degraded: uptime and timeline change
+    await fleet.deregister("b")
+    while await runner.step():
+        pass
+    await runner.persist_held()
+
+    holding = True
+    while await runner.step():
+        pass
+    await runner.persist_held()
+    assert await fleet.dump() == await fresh_fold(fleet.store)
