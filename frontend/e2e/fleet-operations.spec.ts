@@ -1,6 +1,8 @@
 // Fleet operations from the dashboard: the admin token asked for once, a pull chosen by
 // checkbox on the models page, its progress bar filling to done, then "Remove" with its
 // confirmation, on the stack's real server, agent and fake Ollama.
+// The specs share one stack and run in file order: this file's name sorts before
+// lifecycle.spec.ts, whose last test kills the agent a pull needs.
 import { expectAccessible } from './axe';
 import { agentClient, controlUrl, expect, test, type StackInfo } from './stack';
 
